@@ -175,8 +175,9 @@ class Target(PoiObject):
     stats: Stats = dataclasses.field(default_factory=Stats)
     limits: Limits = dataclasses.field(default_factory=Limits)
     epoch_seconds: int = 60
-    quorum_ppm: int = 333_334
-    """Least share of total active stake that must say improved (default just over 1/3)."""
+    quorum_ppm: int = 333_333
+    """Least share of total active stake that must say improved (default 1/3, rounded down so
+    that exactly one third of the stake meets it)."""
 
     def __post_init__(self) -> None:
         check_str("target.name", self.name, max_bytes=MAX_NAME_BYTES)
