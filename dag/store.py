@@ -41,6 +41,7 @@ from protocol.objects import (
     Commit,
     Evidence,
     PoiObject,
+    Ruling,
     StakeTx,
     Target,
     decode_object,
@@ -92,6 +93,11 @@ CREATE TABLE IF NOT EXISTS challenges (
     seqno INTEGER PRIMARY KEY AUTOINCREMENT, cid BLOB NOT NULL UNIQUE, target BLOB NOT NULL,
     attestation BLOB NOT NULL, challenger BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rulings (
+    seqno INTEGER PRIMARY KEY AUTOINCREMENT, cid BLOB NOT NULL UNIQUE, target BLOB NOT NULL,
+    challenge BLOB NOT NULL, member BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rulings_by_challenge ON rulings (challenge);
 CREATE TABLE IF NOT EXISTS stake_txs (
     seqno INTEGER PRIMARY KEY AUTOINCREMENT, cid BLOB NOT NULL UNIQUE, target BLOB NOT NULL,
     account BLOB NOT NULL, nonce INTEGER NOT NULL
@@ -131,7 +137,11 @@ def dependencies(obj: StoredObject) -> set[CID]:
         if obj.verdict is not None:
             deps.update((obj.verdict.commit, obj.verdict.parent))
         return deps
-    if isinstance(obj, Evidence | Challenge | StakeTx):
+    if isinstance(obj, Challenge):
+        return {obj.target, obj.anchor}
+    if isinstance(obj, Ruling):
+        return {obj.target, obj.challenge}
+    if isinstance(obj, Evidence | StakeTx):
         return {obj.target}
     return set()
 
@@ -298,6 +308,9 @@ class Store:
             cur.execute("INSERT INTO challenges (cid, target, attestation, challenger) "
                         "VALUES (?,?,?,?)", (key, bytes(obj.target),
                                              bytes(obj.attestation.cid), obj.challenger))
+        elif isinstance(obj, Ruling):
+            cur.execute("INSERT INTO rulings (cid, target, challenge, member) VALUES (?,?,?,?)",
+                        (key, bytes(obj.target), bytes(obj.challenge), obj.member))
         elif isinstance(obj, StakeTx):
             cur.execute("INSERT INTO stake_txs (cid, target, account, nonce) VALUES (?,?,?,?)",
                         (key, bytes(obj.target), obj.account, obj.nonce))
@@ -421,6 +434,11 @@ class Store:
                                     (bytes(target),))
         return [CID(r[0]) for r in rows]
 
+    def rulings_on(self, challenge: CID) -> list[CID]:
+        rows = self._reader.execute("SELECT cid FROM rulings WHERE challenge=? ORDER BY seqno",
+                                    (bytes(challenge),))
+        return [CID(r[0]) for r in rows]
+
     def stake_txs_of(self, target: CID) -> list[CID]:
         rows = self._reader.execute("SELECT cid FROM stake_txs WHERE target=? ORDER BY seqno",
                                     (bytes(target),))
@@ -484,6 +502,7 @@ _INDEX_QUERIES = {
     "latest_votes": "SELECT target, verifier, seq, attestation, head FROM latest_votes",
     "evidence": "SELECT cid, target, offender FROM evidence",
     "challenges": "SELECT cid, target, attestation, challenger FROM challenges",
+    "rulings": "SELECT cid, target, challenge, member FROM rulings",
     "stake_txs": "SELECT cid, target, account, nonce FROM stake_txs",
 }
 
@@ -525,6 +544,8 @@ class _Expected:
         elif isinstance(obj, Challenge):
             self.rows["challenges"].add((key, bytes(obj.target), bytes(obj.attestation.cid),
                                          obj.challenger))
+        elif isinstance(obj, Ruling):
+            self.rows["rulings"].add((key, bytes(obj.target), bytes(obj.challenge), obj.member))
         elif isinstance(obj, StakeTx):
             self.rows["stake_txs"].add((key, bytes(obj.target), obj.account, obj.nonce))
 

@@ -25,6 +25,7 @@ from .objects import (
     Commit,
     Evidence,
     Limits,
+    Ruling,
     StakeTx,
     Stats,
     Target,
@@ -37,7 +38,7 @@ from .objects import (
 
 __all__ = [
     "CID", "Attestation", "Blob", "CIDError", "Challenge", "Claim", "Commands", "Commit",
-    "DecodeError", "EncodeError", "Evidence", "KeystoreError", "Limits", "ProtocolError",
+    "DecodeError", "EncodeError", "Evidence", "KeystoreError", "Limits", "ProtocolError", "Ruling",
     "SignatureError", "SigningKey", "StakeTx", "Stats", "Target", "Tree", "TreeEntry",
     "ValidationError", "Validator", "Verdict", "cid_of_blob", "cid_of_object_bytes", "decode",
     "decode_object", "encode", "peer_id_of", "verify",

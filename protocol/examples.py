@@ -19,6 +19,7 @@ from .objects import (
     Commands,
     Commit,
     Evidence,
+    Ruling,
     StakeTx,
     Target,
     Tree,
@@ -121,7 +122,13 @@ def evidence() -> Evidence:
 
 
 def challenge() -> Challenge:
-    return Challenge.create(key(2), attestation(verifier=1), bond=25, nonce=0)
+    return Challenge.create(key(2), attestation(verifier=1), anchor=target().cid, bond=25,
+                            nonce=0)
+
+
+def ruling() -> Ruling:
+    return Ruling.create(key(3), target=target().cid, challenge=challenge().cid,
+                         gate_passed=True, toolchain="rustc 1.95.0")
 
 
 def all_objects() -> dict[str, object]:
@@ -130,4 +137,5 @@ def all_objects() -> dict[str, object]:
         "blob": blob(), "tree": tree(), "target": target(), "commit": commit(),
         "attestation": attestation(), "attestation_vote_only": attestation(result=None),
         "stake": stake_tx(), "evidence": evidence(), "challenge": challenge(),
+        "ruling": ruling(),
     }

@@ -21,6 +21,7 @@ from protocol.objects import (
     Commit,
     Evidence,
     Limits,
+    Ruling,
     StakeTx,
     Stats,
     Target,
@@ -155,8 +156,15 @@ def challenges(draw: st.DrawFn) -> Challenge:
                                          unique_by=lambda k: k.public_key))
     att = draw(attestations(key=verifier, with_verdict=True).filter(
         lambda a: a.verdict is not None and a.verdict.gate_passed is not None))
-    return Challenge.create(challenger, att, bond=draw(st.integers(1, INT_MAX)),
-                            nonce=draw(st.integers(0, 1000)))
+    return Challenge.create(challenger, att, anchor=draw(object_cids),
+                            bond=draw(st.integers(1, INT_MAX)), nonce=draw(st.integers(0, 1000)))
+
+
+@st.composite
+def rulings(draw: st.DrawFn) -> Ruling:
+    return Ruling.create(draw(signing_keys), target=draw(object_cids),
+                         challenge=draw(object_cids), gate_passed=draw(st.booleans()),
+                         toolchain=draw(labels))
 
 
 @st.composite
@@ -184,8 +192,9 @@ def targets(draw: st.DrawFn) -> Target:
 
 blobs = st.binary(max_size=2000).map(Blob)
 structured_objects = st.one_of(trees, targets(), commits(), attestations(), stake_txs(),
-                               evidences(), challenges())
-signed_objects = st.one_of(commits(), attestations(), stake_txs(), evidences(), challenges())
+                               evidences(), challenges(), rulings())
+signed_objects = st.one_of(commits(), attestations(), stake_txs(), evidences(), challenges(),
+                           rulings())
 
 
 def seed_of(text: str) -> bytes:

@@ -61,7 +61,7 @@ def test_one_flipped_bit_in_a_signed_object_fails(obj, data):
 def test_signature_is_domain_separated_by_type(obj):
     from protocol.keys import verify
 
-    for other in ("commit", "attestation", "stake", "evidence", "challenge"):
+    for other in ("commit", "attestation", "stake", "evidence", "challenge", "ruling"):
         if other != obj.TYPE:
             with pytest.raises(SignatureError):
                 verify(obj.signer, other, obj.signing_payload(), obj.sig)
@@ -143,6 +143,9 @@ MALFORMED = [
     ("stake", ["op"], "mint", "stake.op"),
     ("evidence", ["b"], DELETE, "missing field(s) b"),
     ("challenge", ["bond"], 0, "challenge.bond"),
+    ("challenge", ["anchor"], BLOB_CID, "challenge.anchor"),
+    ("ruling", ["gate_passed"], 1, "ruling.gate_passed"),
+    ("ruling", ["member"], b"", "ruling.member"),
 ]
 
 
@@ -185,14 +188,16 @@ def test_evidence_with_a_forged_attestation_fails_verification():
 
 
 def test_challenge_needs_a_gate_claim_and_another_party():
+    anchor = examples.target().cid
     vote_only = examples.attestation(result=None)
     with pytest.raises(ValidationError, match="no gate claim"):
-        Challenge.create(examples.key(2), vote_only, bond=1, nonce=0)
+        Challenge.create(examples.key(2), vote_only, anchor=anchor, bond=1, nonce=0)
     build_failed = examples.attestation(result="build_failed")
     with pytest.raises(ValidationError, match="no gate claim"):
-        Challenge.create(examples.key(2), build_failed, bond=1, nonce=0)
+        Challenge.create(examples.key(2), build_failed, anchor=anchor, bond=1, nonce=0)
     with pytest.raises(ValidationError, match="cannot challenge itself"):
-        Challenge.create(examples.key(1), examples.attestation(verifier=1), bond=1, nonce=0)
+        Challenge.create(examples.key(1), examples.attestation(verifier=1), anchor=anchor, bond=1,
+                         nonce=0)
 
 
 def test_merge_parents_after_the_first_are_canonically_ordered():

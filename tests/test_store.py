@@ -98,8 +98,11 @@ def test_evidence_challenges_stake_txs_and_blobs_are_stored(store):
     ev = examples.evidence()
     ch = examples.challenge()
     tx = examples.stake_tx()
+    ruling = examples.ruling()
+    assert store.put(ruling).missing == (ch.cid,)  # a ruling waits for its challenge
     for obj in (ev, ch, tx):
         assert store.put(obj).status == "stored"
+    assert store.rulings_on(ch.cid) == [ruling.cid]
     assert store.evidence_of(target.cid) == [ev.cid]
     assert store.challenges_of(target.cid) == [ch.cid]
     assert store.stake_txs_of(target.cid) == [tx.cid]

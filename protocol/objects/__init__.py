@@ -23,12 +23,14 @@ from .blob import Blob
 from .challenge import Challenge
 from .commit import Claim, Commit
 from .evidence import Evidence
+from .ruling import Ruling
 from .stake import STAKE_OPS, StakeTx
 from .target import SEED_PLACEHOLDER, Commands, Limits, Stats, Target, Validator
 from .tree import Tree, TreeEntry
 
 OBJECT_TYPES: dict[str, type[PoiObject]] = {
-    cls.TYPE: cls for cls in (Tree, Target, Commit, Attestation, StakeTx, Evidence, Challenge)
+    cls.TYPE: cls for cls in (Tree, Target, Commit, Attestation, StakeTx, Evidence, Challenge,
+                              Ruling)
 }
 
 
@@ -48,6 +50,6 @@ __all__ = [
     "BUILD_FAILED", "GATE_FAILED", "IMPROVED", "MEASURED_RESULTS", "NOT_IMPROVED",
     "OBJECT_TYPES", "REJECTING_RESULTS", "RESULTS", "SCOPE_VIOLATION", "SEED_PLACEHOLDER",
     "STAKE_OPS", "TIMEOUT", "Attestation", "Blob", "Challenge", "Claim", "Commands", "Commit",
-    "Evidence", "Limits", "PoiObject", "SignedObject", "StakeTx", "Stats", "Target", "Tree",
-    "TreeEntry", "Validator", "Verdict", "conflict", "decode_object",
+    "Evidence", "Limits", "PoiObject", "Ruling", "SignedObject", "StakeTx", "Stats", "Target",
+    "Tree", "TreeEntry", "Validator", "Verdict", "conflict", "decode_object",
 ]

@@ -20,15 +20,19 @@ class Challenge(SignedObject):
     The gate is deterministic given (tree, seed) and the seed is revealed in the attestation, so
     a committee can re-run it and settle the dispute; only attestations whose verdict says what
     the gate did (passed: improved / not_improved; failed: gate_failed) can be challenged.
+    ``anchor`` is a commit that was final when the challenger signed: its CID seeds the
+    committee, so the challenger cannot pick the committee by grinding its own nonce.
     """
 
     TYPE: ClassVar[str] = "challenge"
     SIGNER: ClassVar[str] = "challenger"
-    FIELDS: ClassVar[tuple[str, ...]] = ("target", "challenger", "attestation", "bond", "nonce")
+    FIELDS: ClassVar[tuple[str, ...]] = ("target", "challenger", "attestation", "anchor", "bond",
+                                         "nonce")
 
     target: CID
     challenger: bytes
     attestation: Attestation
+    anchor: CID
     bond: int
     nonce: int
     sig: bytes | None = None
@@ -45,15 +49,16 @@ class Challenge(SignedObject):
             raise fail("challenge.attestation", "has no gate claim to dispute")
         if att.verifier == self.challenger:
             raise fail("challenge.challenger", "a verifier cannot challenge itself")
+        check_cid("challenge.anchor", self.anchor, CODEC_MSGPACK)
         check_int("challenge.bond", self.bond, 1, INT_MAX)
         check_int("challenge.nonce", self.nonce, 0, INT_MAX)
         check_signature_field("challenge", self.sig)
 
     @classmethod
-    def create(cls, key: SigningKey, attestation: Attestation, *, bond: int, nonce: int
-               ) -> Challenge:
+    def create(cls, key: SigningKey, attestation: Attestation, *, anchor: CID, bond: int,
+               nonce: int) -> Challenge:
         return cls(target=attestation.target, challenger=key.public_key,
-                   attestation=attestation, bond=bond, nonce=nonce).signed(key)
+                   attestation=attestation, anchor=anchor, bond=bond, nonce=nonce).signed(key)
 
     def verify(self) -> None:
         super().verify()
@@ -61,8 +66,8 @@ class Challenge(SignedObject):
 
     def body(self) -> dict[str, Any]:
         return {"target": bytes(self.target), "challenger": self.challenger,
-                "attestation": self.attestation.to_wire(), "bond": self.bond,
-                "nonce": self.nonce}
+                "attestation": self.attestation.to_wire(), "anchor": bytes(self.anchor),
+                "bond": self.bond, "nonce": self.nonce}
 
     @classmethod
     def from_body(cls, wire: dict[str, Any]) -> Challenge:
@@ -71,6 +76,7 @@ class Challenge(SignedObject):
             challenger=wire["challenger"],
             attestation=nested("challenge.attestation",
                                lambda: Attestation.from_wire(wire["attestation"])),
+            anchor=wire_cid("challenge.anchor", wire["anchor"]),
             bond=wire["bond"],
             nonce=wire["nonce"],
         )
