@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import NoReturn
+
 import typer
+
+from protocol.errors import ProtocolError
 
 app = typer.Typer(
     name="poi",
@@ -14,9 +20,55 @@ app = typer.Typer(
 )
 
 
+def fail(message: str) -> NoReturn:
+    """Print a clear error and exit 2: no traceback ever reaches a user for bad input."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 @app.callback()
 def _root() -> None:
     """poi: a proof-of-improvement network."""
+
+
+@app.command()
+def init(
+    data_dir: Path = typer.Argument(..., help="Directory for the node's key, config and data."),
+    role: list[str] = typer.Option(["observer"], "--role", help="observer, verifier, proposer "
+                                   "(repeat for several)."),
+    listen: list[str] = typer.Option(["/ip4/127.0.0.1/tcp/0"], "--listen",
+                                     help="libp2p listen multiaddr (repeatable)."),
+    bootstrap: list[str] = typer.Option([], "--bootstrap",
+                                        help="A peer's multiaddr with /p2p/<id> (repeatable)."),
+    http_port: int = typer.Option(0, "--http-port", help="HTTP API port on 127.0.0.1 "
+                                  "(0: pick a free one)."),
+    follow: list[str] = typer.Option([], "--follow", help="CID of a target to follow."),
+    dev_unencrypted: bool = typer.Option(
+        False, "--dev-unencrypted-key",
+        help="Store the key UNENCRYPTED (throw-away local networks only)."),
+) -> None:
+    """Create a node: a signing key (also its libp2p identity) and a config file."""
+    from .config import Config, ConfigError, write_config
+    from .keystore import PASSPHRASE_ENV, create_key, load_key
+
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if not dev_unencrypted and not passphrase:
+        passphrase = typer.prompt("Passphrase for the node key", hide_input=True,
+                                  confirmation_prompt=True)
+    config = Config()
+    config.node.roles = list(role)
+    config.network.listen = list(listen)
+    config.network.bootstrap = list(bootstrap)
+    config.http.port = http_port
+    config.targets.follow = list(follow)
+    try:
+        config.check()
+        create_key(data_dir / "keys", passphrase, dev_unencrypted=dev_unencrypted)
+        path = write_config(data_dir, config)
+        key = load_key(data_dir / "keys", passphrase).key
+    except (ConfigError, ProtocolError) as exc:
+        fail(str(exc))
+    typer.echo(f"created node in {data_dir}\n  config:  {path}\n  peer ID: {key.peer_id}")
 
 
 @app.command()
