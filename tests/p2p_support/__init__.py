@@ -1,0 +1,1 @@
+"""Helpers that run p2p nodes in child processes for the multi-process tests."""
