@@ -1,0 +1,118 @@
+"""node/chain.py: a target's store objects drive fork choice and the ledger; a restart replays
+the store to the same state; the canonical chain reports verified speed-ups."""
+
+from __future__ import annotations
+
+import hashlib
+
+from dag.store import Store
+from node.chain import CommitStatus, TargetChain
+from protocol import examples as ex
+from protocol.constants import PPM
+from protocol.objects import Attestation, Commit, Evidence, Verdict
+
+T0 = ex.GENESIS_TIME_MS + 1
+
+
+def make_commit(parent, author=0, message="step"):
+    target = ex.target()
+    return Commit.create(ex.key(author), target=target.cid, parents=[parent], tree=ex.tree().cid,
+                         claim=ex.claim(), time_ms=T0, message=message)
+
+
+def verdict(commit, result, ratio=900_000):
+    measured = result in ("improved", "not_improved")
+    return Verdict(commit=commit.cid, parent=commit.parents[0], result=result,
+                   ratio_ppm=ratio if measured else 0, lo_ppm=ratio - 5000 if measured else 0,
+                   hi_ppm=ratio + 5000 if measured else 0, pairs=15 if measured else 0,
+                   gate_seed=hashlib.sha256(b"s").digest(), profile="avx2", toolchain="t")
+
+
+class Verifier:
+    def __init__(self, index):
+        self.key = ex.key(index)
+        self.seq = 0
+        self.prev = None
+
+    def attest(self, head, v=None):
+        att = Attestation.create(self.key, target=ex.target().cid, seq=self.seq, prev=self.prev,
+                                 epoch=0, time_ms=T0, head=head.cid if v is None else v.commit,
+                                 verdict=v)
+        self.seq += 1
+        self.prev = att.cid
+        return att
+
+
+def put_all(store, chain, objects):
+    for obj in objects:
+        assert store.put(obj).status in ("stored", "exists"), obj
+        if isinstance(obj, Commit):
+            chain.on_commit(obj)
+        elif isinstance(obj, Attestation):
+            chain.on_attestation(obj)
+        elif isinstance(obj, Evidence):
+            chain.on_evidence(obj)
+    chain.update()
+
+
+def test_accept_finalize_reject_and_replay(tmp_path):
+    target = ex.target()
+    store = Store(tmp_path / "s.db")
+    store.put(target)
+    chain = TargetChain(store, target)
+    events = []
+    chain.listeners.append(lambda kind, data: events.append(kind))
+    chain.tick(T0)
+
+    good = make_commit(target.cid, message="good")
+    bad = make_commit(target.cid, message="bad")
+    verifiers = [Verifier(i) for i in range(4)]
+    objects = [good, bad]
+    for v in verifiers:
+        objects.append(v.attest(good, verdict(good, "improved", 900_000 + v.seq)))
+    for v in verifiers:
+        objects.append(v.attest(bad, verdict(bad, "gate_failed")))
+    for v in verifiers:
+        objects.append(v.attest(good))  # head votes for the good commit
+    put_all(store, chain, objects)
+
+    assert chain.status(good.cid) == CommitStatus.FINAL
+    assert chain.status(bad.cid) == CommitStatus.REJECTED
+    assert chain.head == good.cid and chain.finalized == good.cid
+    tally = chain.tally(good.cid)
+    assert tally.improved == target.total_genesis_stake and tally.against == 0
+    assert chain.tally(bad.cid).against == target.total_genesis_stake
+    steps = chain.canonical_chain()
+    assert [s.commit for s in steps] == [good.cid]
+    assert 900_000 <= steps[0].ratio_ppm <= 900_001
+    assert abs(chain.speedup() - PPM / steps[0].cumulative_ppm) < 1e-12
+    assert {"commit", "attestation", "head", "final"} <= set(events)
+
+    replayed = TargetChain.load(store, target, T0)
+    assert replayed.head == chain.head and replayed.finalized == chain.finalized
+    assert replayed.status(bad.cid) == CommitStatus.REJECTED
+    assert replayed.canonical_chain() == steps
+    store.close()
+
+
+def test_pending_with_minority_and_equivocator_loses_weight(tmp_path):
+    target = ex.target()
+    store = Store(tmp_path / "s.db")
+    store.put(target)
+    chain = TargetChain(store, target)
+    chain.tick(T0)
+    c = make_commit(target.cid)
+    liar = Verifier(0)  # the smallest stake (100 of 1000)
+    first = liar.attest(c, verdict(c, "improved"))
+    put_all(store, chain, [c, first])
+    assert chain.status(c.cid) == CommitStatus.PENDING  # 100 < the 1/3 quorum
+    # Same seq, another verdict: an equivocation.
+    liar.seq, liar.prev = 0, None
+    second = liar.attest(c, verdict(c, "gate_failed"))
+    evidence = Evidence.create(ex.key(1), first, second)
+    slashes = []
+    chain.listeners.append(lambda kind, data: slashes.append(data) if kind == "slashing" else 0)
+    put_all(store, chain, [second, evidence])
+    assert liar.key.public_key in chain.fork_choice.equivocators()
+    assert chain.tally(c.cid).total == 0
+    store.close()
