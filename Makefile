@@ -15,6 +15,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	cd $(PLONKY3) && cargo test --offline --quiet
 	$(PY) -m pytest -q
 
 setup: venv rust system

@@ -20,6 +20,9 @@ app = typer.Typer(
 )
 
 
+DEFAULT_VERIFY_DIR = Path.home() / ".cache" / "poi" / "verify"
+
+
 def fail(message: str) -> NoReturn:
     """Print a clear error and exit 2: no traceback ever reaches a user for bad input."""
     typer.echo(f"error: {message}", err=True)
@@ -72,11 +75,47 @@ def init(
 
 
 @app.command()
+def verify(
+    what: str = typer.Argument(..., help="A patch file, or a commit CID (with --data-dir)."),
+    target: Path = typer.Option(None, "--target", help="Target manifest (TOML) for a patch, "
+                                "e.g. examples/plonky3/targets/avx2-quick.toml."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="A node's data directory, to "
+                                  "evaluate a commit from its store."),
+    pairs: int = typer.Option(0, "--pairs", help="Paired benchmark runs (0: the target's)."),
+    on_baseline: bool = typer.Option(False, "--on-baseline", help="Apply the patch to the "
+                                     "baseline, ignoring its Depends-On header."),
+    work_dir: Path = typer.Option(DEFAULT_VERIFY_DIR, "--work-dir",
+                                  help="Build cache and scratch space."),
+    unsafe_no_sandbox: bool = typer.Option(
+        False, "--unsafe-no-sandbox",
+        help="Run proposer code WITHOUT bubblewrap (trusted local experiments only)."),
+) -> None:
+    """Evaluate a patch or commit on this machine exactly as a verifier would.
+
+    Exit status: 0 improved, 1 any other verdict, 2 an error (nothing evaluated).
+    """
+    from .verify_cli import run_verify
+
+    raise typer.Exit(run_verify(what, target=target, data_dir=data_dir, pairs=pairs or None,
+                                on_baseline=on_baseline, work_dir=work_dir,
+                                sandbox=not unsafe_no_sandbox))
+
+
+@app.command()
 def demo() -> None:
     """Run the newest end-to-end capability on this machine and explain what it shows."""
     from .demo import run_demo
 
     raise typer.Exit(run_demo())
+
+
+def _register_subcommands() -> None:
+    from .propose_cli import register as register_propose
+
+    register_propose(app)
+
+
+_register_subcommands()
 
 
 def main() -> None:
