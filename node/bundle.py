@@ -1,4 +1,4 @@
-"""Bundles: several encoded objects carried as one message (docs/PROTOCOL.md §4.3).
+"""Bundles: several encoded objects carried as one message (docs/PROTOCOL.md §13, Bundles).
 
 A bundle is the canonical MessagePack array of the objects' encoded bytes (blobs as their raw
 bytes). It carries a commit together with the tree and blobs a peer may lack (HTTP

@@ -70,7 +70,7 @@ class VerifierSection:
 class ProposerSection:
     strategy: str = "patches"
     patches_dir: str = ""
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     max_tokens: int = 20_000
     max_iterations: int = 0
     """0 means until the strategy has nothing left (patches) or a budget stops it (claude)."""

@@ -89,16 +89,47 @@ def host_watch(env):
     assert _sandbox_processes() == [], "processes outlived the sandbox"
 
 
+def _status(pid: int) -> dict[str, str]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def _ancestors(pid: int) -> list[tuple[int, str]]:
+    """(pid, command name) of each ancestor, nearest first."""
+    chain = []
+    while pid > 1:
+        try:
+            pid = int(_status(pid)["PPid"])
+            chain.append((pid, _status(pid)["Name"]) if pid > 1 else (pid, "init"))
+        except (FileNotFoundError, KeyError, ValueError):
+            break
+    return chain
+
+
 def _sandbox_processes() -> list[int]:
-    pids = []
+    """Processes that outlived this test's sandboxes: our own bwrap still running, or a process
+    of the sandbox user that no live bwrap holds (an escapee, reparented to init). Sandboxes of
+    other test runs on the same host (each under its own live bwrap) are not ours to judge."""
+    me = os.getpid()
+    leaked = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == SANDBOX_UID:
-                    pids.append(int(entry.name))
-            except FileNotFoundError:
-                continue
-    return pids
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            uid = entry.stat().st_uid
+            name = _status(pid)["Name"]
+        except (FileNotFoundError, KeyError):
+            continue
+        ancestors = _ancestors(pid)
+        ours_alive = name == "bwrap" and any(a == me for a, _ in ancestors)
+        escaped = uid == SANDBOX_UID and not any(n == "bwrap" for _, n in ancestors)
+        if ours_alive or escaped:
+            leaked.append(pid)
+    return leaked
 
 
 def _chain(patch_path: Path) -> list[Path]:

@@ -1,0 +1,5 @@
+"""Proposal strategies: where the next experiment comes from (DESIGN §9)."""
+
+from .patches import PatchStrategy, PrioritizedStrategy
+
+__all__ = ["PatchStrategy", "PrioritizedStrategy"]
