@@ -8,10 +8,16 @@ PY := $(VENV)/bin/python
 STAMP := .make
 PLONKY3 := examples/plonky3
 
-.PHONY: demo test setup venv rust system lint clean
+DEVNET_ARGS ?=
 
-demo: setup
-	$(VENV)/bin/poi demo
+.PHONY: demo test setup venv rust system sandbox lint clean
+
+# A whole network of real node processes on 127.0.0.1 (node/devnet/): proposers, verifiers with
+# stake, a Byzantine verifier and an adversary; live progress, then the summary. It stays up
+# for browsing until Ctrl-C; `make demo DEVNET_ARGS=--exit-when-done` stops after the summary.
+# Needs only bubblewrap of the system packages (the browser `make test` uses is not needed).
+demo: venv rust sandbox
+	$(VENV)/bin/poi devnet $(DEVNET_ARGS)
 
 test: setup
 	$(VENV)/bin/ruff check .
@@ -37,8 +43,11 @@ rust:
 system:
 	@./.ci/ensure-system-packages
 
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || ./.ci/ensure-system-packages
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(STAMP) $(PLONKY3)/target
+	rm -rf $(VENV) $(STAMP) $(PLONKY3)/target devnet

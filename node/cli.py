@@ -110,9 +110,12 @@ def demo() -> None:
 
 
 def _register_subcommands() -> None:
-    from .propose_cli import register as register_propose
+    """Each command group lives in its own module; importing them here stays cheap because
+    they import their heavy dependencies inside the commands."""
+    from importlib import import_module
 
-    register_propose(app)
+    for module in ("propose_cli", "run_cli", "dag_cli", "devnet_cli"):
+        import_module(f"{__package__}.{module}").register(app)
 
 
 _register_subcommands()
