@@ -59,6 +59,7 @@ def test_devnet_ends_with_verified_chain_rejections_slash_and_one_final_head(tmp
     nodes = report["nodes"]
     assert set(nodes) == set(keys)
     chains = set()
+    slashes = set()
     for name, answers in nodes.items():
         assert not answers.get("errors"), (name, answers.get("errors"))
         heads, chain = answers["heads"], answers["chain"]
@@ -85,7 +86,10 @@ def test_devnet_ends_with_verified_chain_rejections_slash_and_one_final_head(tmp
                    for s in stakes["slashes"]), name
         account = next(a for a in stakes["accounts"] if a["key"] == byzantine)
         assert account["ejected"], name
+        slashes.add(tuple(sorted((s["offender"], s["reason"], s["amount"])
+                                 for s in stakes["slashes"])))
     assert len(chains) == 1, chains  # all nodes on the same head, with the same chain
+    assert len(slashes) == 1, slashes  # and every node applied the same slashes
 
     # --exit-when-done stopped every node it started
     assert not [name for name, pid in report["pids"].items() if alive(pid)]

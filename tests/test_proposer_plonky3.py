@@ -46,7 +46,7 @@ PLONKY3 = Path(__file__).resolve().parents[1] / "examples" / "plonky3"
 GOOD = PLONKY3 / "patches" / "good"
 HOSTILE = PLONKY3 / "patches" / "hostile"
 STACK = ["02-fused-inverse-scaling.patch", "03-bitrev-free-lde.patch",
-         "04-blocked-layers-with-twiddle-tables.patch", "05-fused-spread-pass.patch"]
+         "04-blocked-passes-tables-fused-spread.patch"]
 PAIRS = 8
 """Fewer than a verifier's 21, as a proposer may use; 8 bounds the interval by its 4th-largest
 Walsh average, so one or two disturbed pairs cannot flip a 30 % gain."""
@@ -124,7 +124,7 @@ def test_good_patches_apply_in_order_along_their_dependencies(quick, tmp_path):
         commit.verify()
     # The final best is exactly the whole stack 02..06 applied to the baseline.
     expected = base
-    for name in [*STACK, "06-twiddle-free-butterflies.patch"]:
+    for name in [*STACK, "05-twiddle-free-butterflies.patch"]:
         expected = workspace_with_patch(genesis.target, genesis.base_tree, expected,
                                         read_patch(GOOD / name), scratch=tmp)
     best = workspace_from_store(store, genesis.target, loop.best.commit)

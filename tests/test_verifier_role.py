@@ -50,7 +50,7 @@ from verifier.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parents[1]
 PLONKY3 = ROOT / "examples" / "plonky3"
 GOOD_STACK = ("02-fused-inverse-scaling", "03-bitrev-free-lde",
-              "04-blocked-layers-with-twiddle-tables", "05-fused-spread-pass")
+              "04-blocked-passes-tables-fused-spread")
 """Good patches applied together in one commit: about 30% faster than the baseline on the quick
 target, so a handful of pairs decides `improved` every time."""
 HOSTILE = "02-avx2-wrong-blend-mask"
