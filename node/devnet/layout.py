@@ -233,7 +233,7 @@ def assign_cpus(plan: DevnetPlan, cpus: Sequence[int]) -> dict[str, int]:
     in speed at any moment, and the scheduler moves a fresh benchmark process to either; a
     paired A/B whose two runs land on different CPUs then measures the CPUs, not the code
     (pair ratios from 0.67 to 1.48 for a 6% improvement). Pinned, each node's benchmarks — both
-    runs of every pair — run on one CPU (its children inherit the affinity), and 21 pairs
+    runs of every pair — run on one CPU (its children inherit the affinity), and the target's pairs
     resolve a 6% change within ±2–3%.
 
     Who goes where: the proposer with the most patches gets a CPU of its own when there are

@@ -8,16 +8,16 @@
 
 Every node process is stopped by PID on the way out, whatever the way out is.
 
-Time budget of a default run on a 2-core machine: one run of the quick bench takes ≈ 0.25 s
-with its sandbox, so a pair ≈ 0.5 s and an evaluation at the target's 21 pairs ≈ 10.5 s of
-benchmark, and the host-wide bench lock serialises every benchmark. Proposer-1 evaluates its 5
-patches (≈ 55 s), proposer-2 its one (≈ 10 s), and the three honest verifiers each evaluate the
-4–6 published good commits (3 × 5 × 10.5 s ≈ 160 s): ≈ 225 s of benchmarks in a row. The
-hostile commits cost gates only (≈ 1 s each, builds are cached): ≈ 10–30 s before the proposers
-start. Gates, finality and the slash overlap the benchmarks. Filling the build cache takes
-≈ 50 s the first time (14 release builds), nothing on a rerun in the same directory; setting up
-the virtual environment and building the example ≈ 40 s from local wheels. Total ≈ 6–7 min;
-``--pairs 9`` for the verifiers saves ≈ 1.5 min at the price of wider intervals.
+Time budget of a default run on a 2-core machine: one run of the quick bench takes ≈ 0.25 s with
+its sandbox, so a pair ≈ 0.5 s and an evaluation at the target's 31 pairs ≈ 15.5 s of benchmark,
+and the host-wide bench lock serialises every benchmark. Proposer-1 evaluates its 5 patches at the
+target's proposer pairs, proposer-2 its one, and the three honest verifiers each evaluate the 4–6
+published good commits (3 × 5 × 15.5 s ≈ 230 s): ≈ 300 s of benchmarks in a row. The hostile
+commits cost gates only (≈ 1 s each, builds are cached): ≈ 10–30 s before the proposers start.
+Gates, finality and the slash overlap the benchmarks. Filling the build cache takes ≈ 50 s the
+first time (14 release builds), nothing on a rerun in the same directory; setting up the virtual
+environment and building the example ≈ 40 s from local wheels. Total ≈ 6–7 min; ``--pairs 9`` for
+the verifiers saves ≈ 1.5 min at the price of wider intervals.
 """
 
 from __future__ import annotations
