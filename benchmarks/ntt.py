@@ -46,6 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from verifier.candidates import read_patch  # noqa: E402
+
 WORKSPACE = ROOT / "examples" / "plonky3"
 PATCHES = WORKSPACE / "patches"
 # The workspace minus target/, patches/, targets/ and README.md: what a patch applies to.
@@ -62,14 +66,15 @@ class Patch:
     name: str
     path: Path
     headers: dict[str, str]
+    """Lower-cased header names (verifier.candidates.read_patch)."""
 
     @property
     def depends_on(self) -> str | None:
-        return self.headers.get("Depends-On")
+        return self.headers.get("depends-on")
 
     @property
     def title(self) -> str:
-        return self.headers.get("Title", self.name)
+        return self.headers.get("title", self.name)
 
 
 @dataclass
@@ -99,24 +104,9 @@ class Config:
         return args
 
 
-def read_headers(path: Path) -> dict[str, str]:
-    """The RFC-822-style block before the first `diff --git` (continuation lines indented)."""
-    headers: dict[str, str] = {}
-    key = None
-    for line in path.read_text().splitlines():
-        if line.startswith("diff --git"):
-            break
-        if line[:1] in (" ", "\t") and key:
-            headers[key] += " " + line.strip()
-        elif ":" in line:
-            key, value = line.split(":", 1)
-            key = key.strip()
-            headers[key] = value.strip()
-    return headers
-
-
 def good_patches() -> list[Patch]:
-    return [Patch(p.name, p, read_headers(p)) for p in sorted((PATCHES / "good").glob("*.patch"))]
+    return [Patch(p.name, p, dict(read_patch(p).headers))
+            for p in sorted((PATCHES / "good").glob("*.patch"))]
 
 
 def chain(patch: Patch, by_name: dict[str, Patch]) -> list[Patch]:

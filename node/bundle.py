@@ -9,6 +9,7 @@ one bad object never makes the others count, and never makes the bundle's sender
 
 from __future__ import annotations
 
+from protocol.constants import MAX_BLOB_BYTES
 from protocol.encoding import decode, encode
 from protocol.errors import ProtocolError
 
@@ -27,7 +28,11 @@ def encode_bundle(objects: list[bytes]) -> bytes:
     if len(objects) > MAX_BUNDLE_OBJECTS:
         raise BundleError(f"a bundle holds at most {MAX_BUNDLE_OBJECTS} objects, "
                           f"got {len(objects)}")
-    return encode([bytes(o) for o in objects])
+    try:
+        return encode([bytes(o) for o in objects], max_bytes=MAX_BUNDLE_BYTES,
+                      max_bin_bytes=MAX_BLOB_BYTES)
+    except ProtocolError as exc:
+        raise BundleError(f"cannot encode the bundle: {exc}") from None
 
 
 def decode_bundle(data: bytes, *, max_bytes: int = MAX_BUNDLE_BYTES) -> list[bytes]:
@@ -35,7 +40,7 @@ def decode_bundle(data: bytes, *, max_bytes: int = MAX_BUNDLE_BYTES) -> list[byt
     if len(data) > max_bytes:
         raise BundleError(f"bundle of {len(data)} bytes is over the {max_bytes}-byte cap")
     try:
-        value = decode(data, max_bytes=max_bytes)
+        value = decode(data, max_bytes=max_bytes, max_bin_bytes=MAX_BLOB_BYTES)
     except ProtocolError as exc:
         raise BundleError(f"bundle is not canonical MessagePack: {exc}") from None
     if not isinstance(value, list):

@@ -15,13 +15,13 @@ that order after a restart and reaches the same state as a node that saw everyth
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from contracts import Ledger
 from dag.fork_choice import Attestation as VoteInput
 from dag.fork_choice import Commit as CommitInput
-from dag.fork_choice import ForkChoiceError, HeadUpdate, ProtoArrayForkChoice, VerdictClaim
+from dag.fork_choice import HeadUpdate, ProtoArrayForkChoice, VerdictClaim
 from dag.fork_choice import Verdict as VerdictKind
 from dag.index import DagIndex
 from dag.store import Store
@@ -109,7 +109,7 @@ class TargetChain:
     def load(cls, store: Store, target: Target, now_ms: int) -> TargetChain:
         """Rebuild from the store (the order the store admitted things in) after a restart."""
         chain = cls(store, target)
-        chain.tick(now_ms, notify=False)
+        chain.tick(now_ms)
         for commit_cid in store.commits_of(target.cid):
             chain.on_commit(store.get_typed(commit_cid, Commit), notify=False)
         for _, att_cid in store.attestations_of(target.cid):
@@ -168,7 +168,7 @@ class TargetChain:
         self.ledger.apply_ruling(ruling)
         self._report_slashes(notify)
 
-    def tick(self, now_ms: int, *, notify: bool = True) -> bool:
+    def tick(self, now_ms: int) -> bool:
         """Move to the epoch of ``now_ms``: fork choice takes that epoch's stake snapshot.
         Returns whether the epoch changed."""
         epoch = max(0, self.target.epoch_at(now_ms))
@@ -278,13 +278,3 @@ class TargetChain:
         for listener in list(self.listeners):
             listener(kind, payload)
 
-
-def follow(store: Store, targets: Iterable[Target], now_ms: int) -> dict[CID, TargetChain]:
-    """Load a chain for each target (a node's start-up)."""
-    chains = {}
-    for target in targets:
-        try:
-            chains[target.cid] = TargetChain.load(store, target, now_ms)
-        except ForkChoiceError as exc:  # pragma: no cover - a store admits only valid orderings
-            raise RuntimeError(f"target {target.cid}: store replay failed: {exc}") from exc
-    return chains

@@ -316,26 +316,15 @@ def _resolve_target(manifest, store, config, data_dir, key, client, console):
 
 
 def _load_genesis_file(path: Path, store) -> list:
-    """The targets of a genesis bundle (target, base tree, blobs), stored."""
-    from protocol.errors import ProtocolError
-    from protocol.objects import Blob, Target, Tree, decode_object
+    """The targets of a genesis file, stored with their base trees and blobs."""
+    from protocol.objects import Target
 
-    from .bundle import decode_bundle
+    from .genesis_file import GenesisFileError, read_genesis_file
 
     try:
-        datas = decode_bundle(path.read_bytes())
-    except (OSError, ProtocolError) as exc:
-        raise ProposeError(f"genesis file {path}: {exc}") from None
-    parsed = []
-    for data in datas:
-        try:
-            parsed.append(decode_object(data))
-        except ProtocolError:
-            parsed.append(None)
-    named = {e.blob for o in parsed if isinstance(o, Tree) for e in o.entries.values()}
-    objects = [Blob(d) if Blob(d).cid in named else o for d, o in zip(datas, parsed,
-                                                                        strict=True)]
-    objects = [o for o in objects if o is not None]
+        objects = read_genesis_file(path)
+    except GenesisFileError as exc:
+        raise ProposeError(str(exc)) from None
     store.put_many(objects)
     return [o for o in objects if isinstance(o, Target)]
 

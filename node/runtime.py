@@ -51,10 +51,10 @@ from protocol.objects import (
     decode_object,
 )
 
-from .bundle import decode_bundle
 from .chain import TargetChain
 from .config import Config
 from .events import EventHub
+from .genesis_file import GenesisFileError, read_genesis_file
 from .ingest import Ingest, SubmitResult
 from .p2p import (
     ACCEPT,
@@ -175,38 +175,13 @@ class Node:
                  self.store.count(), self.store.pending_count())
 
     def _load_genesis(self, path: Path) -> list[CID]:
-        """Store a genesis bundle's target, base tree and blobs; return the targets in it."""
+        """Store a genesis file's target, base tree and blobs; return the targets in it."""
         try:
-            datas = decode_bundle(path.read_bytes())
-        except (OSError, ProtocolError) as exc:
-            raise NodeError(f"genesis file {path}: {exc}") from None
-        objects: list[StoredObject] = []
-        parsed = []
-        for data in datas:
-            try:
-                parsed.append(decode_object(data))
-            except ProtocolError:
-                parsed.append(None)
-        named = {entry.blob for obj in parsed if isinstance(obj, Tree)
-                 for entry in obj.entries.values()}
-        for data, obj in zip(datas, parsed, strict=True):
-            blob = Blob(data)
-            if blob.cid in named:
-                objects.append(blob)
-            elif obj is not None:
-                objects.append(obj)
-            else:
-                raise NodeError(f"genesis file {path}: an item is neither an object nor a blob "
-                                "named by its tree")
-        targets = [obj for obj in objects if isinstance(obj, Target)]
-        if not targets:
-            raise NodeError(f"genesis file {path} holds no target")
-        for target in targets:
-            if not any(isinstance(o, Tree) and o.cid == target.base_tree for o in objects) \
-                    and not self.store.has(target.base_tree):
-                raise NodeError(f"genesis file {path}: the base tree of {target.name} is missing")
+            objects = read_genesis_file(path)
+        except GenesisFileError as exc:
+            raise NodeError(str(exc)) from None
         self.store.put_many(objects)
-        return [t.cid for t in targets]
+        return [obj.cid for obj in objects if isinstance(obj, Target)]
 
     def _make_chain(self, target: Target) -> TargetChain:
         chain = TargetChain.load(self.store, target, self.now_ms())

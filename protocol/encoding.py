@@ -32,15 +32,21 @@ from .errors import DecodeError, EncodeError
 __all__ = ["decode", "encode"]
 
 
-def encode(value: Any) -> bytes:
-    """Return the canonical encoding of ``value``; raise :class:`EncodeError` if it has none."""
-    data = msgpack.packb(_canonical(value, 1), use_bin_type=True)
-    if len(data) > MAX_OBJECT_BYTES:
-        raise EncodeError(f"encoding is {len(data)} bytes, over the {MAX_OBJECT_BYTES}-byte cap")
+def encode(value: Any, *, max_bytes: int = MAX_OBJECT_BYTES,
+           max_bin_bytes: int = MAX_BIN_BYTES) -> bytes:
+    """Return the canonical encoding of ``value``; raise :class:`EncodeError` if it has none.
+
+    The defaults are one object's caps. Containers of many objects (bundles, sync frames) are
+    the same canonical encoding with larger caps, so they pass their own ``max_bytes`` and
+    ``max_bin_bytes`` rather than keep a second encoder.
+    """
+    data = msgpack.packb(_canonical(value, 1, max_bin_bytes), use_bin_type=True)
+    if len(data) > max_bytes:
+        raise EncodeError(f"encoding is {len(data)} bytes, over the {max_bytes}-byte cap")
     return data
 
 
-def _canonical(value: Any, depth: int) -> Any:
+def _canonical(value: Any, depth: int, max_bin: int) -> Any:
     """Check ``value`` is encodable and return it with every map's keys in canonical order."""
     if value is None or value is True or value is False:
         return value
@@ -55,15 +61,15 @@ def _canonical(value: Any, depth: int) -> Any:
         _utf8(value)
         return value
     if kind is bytes or kind is bytearray:
-        if len(value) > MAX_BIN_BYTES:
-            raise EncodeError(f"byte string of {len(value)} bytes is over {MAX_BIN_BYTES}")
+        if len(value) > max_bin:
+            raise EncodeError(f"byte string of {len(value)} bytes is over {max_bin}")
         return bytes(value)
     if depth > MAX_DEPTH:
         raise EncodeError(f"nesting deeper than {MAX_DEPTH}")
     if kind is list or kind is tuple:
         if len(value) > MAX_CONTAINER_LEN:
             raise EncodeError(f"array of {len(value)} elements is over {MAX_CONTAINER_LEN}")
-        return [_canonical(item, depth + 1) for item in value]
+        return [_canonical(item, depth + 1, max_bin) for item in value]
     if kind is dict:
         if len(value) > MAX_CONTAINER_LEN:
             raise EncodeError(f"map of {len(value)} entries is over {MAX_CONTAINER_LEN}")
@@ -71,7 +77,7 @@ def _canonical(value: Any, depth: int) -> Any:
             if type(key) is not str:
                 raise EncodeError(f"map key {key!r} is a {type(key).__name__}, not a str")
         # Code-point order of str equals byte order of their UTF-8 encodings.
-        return {key: _canonical(value[key], depth + 1) for key in sorted(value)}
+        return {key: _canonical(value[key], depth + 1, max_bin) for key in sorted(value)}
     if kind is bool:  # unreachable (True/False handled above); kept for subclasses of bool
         return bool(value)
     if isinstance(value, float):
@@ -90,8 +96,10 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"ext type {code} is not allowed")
 
 
-def decode(data: bytes, *, max_bytes: int = MAX_OBJECT_BYTES) -> Any:
-    """Decode canonical bytes; raise :class:`DecodeError` naming the fault for anything else."""
+def decode(data: bytes, *, max_bytes: int = MAX_OBJECT_BYTES,
+           max_bin_bytes: int = MAX_BIN_BYTES) -> Any:
+    """Decode canonical bytes; raise :class:`DecodeError` naming the fault for anything else.
+    The caps are :func:`encode`'s."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -106,22 +114,22 @@ def decode(data: bytes, *, max_bytes: int = MAX_OBJECT_BYTES) -> Any:
             strict_map_key=True,
             ext_hook=_refuse_ext,
             max_str_len=MAX_STR_BYTES,
-            max_bin_len=MAX_BIN_BYTES,
+            max_bin_len=max_bin_bytes,
             max_array_len=MAX_CONTAINER_LEN,
             max_map_len=MAX_CONTAINER_LEN,
             max_ext_len=0,
         )
-        if encode(value) == data:
+        if encode(value, max_bytes=max_bytes, max_bin_bytes=max_bin_bytes) == data:
             return value
     except Exception:
         pass
-    raise _diagnose(data)
+    raise _diagnose(data, max_bin_bytes)
 
 
-def _diagnose(data: bytes) -> DecodeError:
+def _diagnose(data: bytes, max_bin: int) -> DecodeError:
     """Walk ``data`` and return an error naming its first non-canonical feature."""
     try:
-        end = _Walker(data).value(0, 1)
+        end = _Walker(data, max_bin).value(0, 1)
     except DecodeError as exc:
         return exc
     if end != len(data):
@@ -132,8 +140,9 @@ def _diagnose(data: bytes) -> DecodeError:
 class _Walker:
     """A strict, pure-Python MessagePack reader used only to explain a refusal."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, max_bin: int) -> None:
         self.data = data
+        self.max_bin = max_bin
 
     def take(self, pos: int, n: int, what: str) -> bytes:
         if pos + n > len(self.data):
@@ -179,8 +188,8 @@ class _Walker:
             length = self.uint(pos + 1, size, "a bin length")
             if head != 0xC4 and length < (0x100, 0x10000)[head - 0xC5]:
                 raise DecodeError(f"non-shortest bin length: {length} in {size} bytes", pos)
-            if length > MAX_BIN_BYTES:
-                raise DecodeError(f"byte string of {length} bytes is over {MAX_BIN_BYTES}", pos)
+            if length > self.max_bin:
+                raise DecodeError(f"byte string of {length} bytes is over {self.max_bin}", pos)
             self.take(pos + 1 + size, length, "a byte string")
             return pos + 1 + size + length
         # Containers.

@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from verifier.candidates import read_patch
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = ROOT / "examples" / "plonky3"
 PATCHES = WORKSPACE / "patches"
@@ -37,35 +39,19 @@ class Patch:
 
     @property
     def kind(self) -> str:
-        return self.headers.get("Kind", "")
+        return self.headers.get("kind", "")
 
     @property
     def expect(self) -> str:
-        return self.headers.get("Expect", "")
+        return self.headers.get("expect", "")
 
     @property
     def depends_on(self) -> str | None:
-        return self.headers.get("Depends-On")
-
-
-def read_headers(path: Path) -> dict[str, str]:
-    """The RFC-822-style header block before the first `diff --git` line."""
-    headers: dict[str, str] = {}
-    key = None
-    for line in path.read_text().splitlines():
-        if line.startswith("diff --git"):
-            break
-        if line[:1] in (" ", "\t") and key:
-            headers[key] += " " + line.strip()
-        elif ":" in line:
-            key, value = line.split(":", 1)
-            key = key.strip()
-            headers[key] = value.strip()
-    return headers
+        return self.headers.get("depends-on")
 
 
 def patches(kind: str) -> list[Patch]:
-    return [Patch(p, read_headers(p)) for p in sorted((PATCHES / kind).glob("*.patch"))]
+    return [Patch(p, read_patch(p).headers) for p in sorted((PATCHES / kind).glob("*.patch"))]
 
 
 def all_patches() -> dict[str, Patch]:

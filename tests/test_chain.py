@@ -110,9 +110,12 @@ def test_pending_with_minority_and_equivocator_loses_weight(tmp_path):
     liar.seq, liar.prev = 0, None
     second = liar.attest(c, verdict(c, "gate_failed"))
     evidence = Evidence.create(ex.key(1), first, second)
-    slashes = []
-    chain.listeners.append(lambda kind, data: slashes.append(data) if kind == "slashing" else 0)
+    events = []
+    chain.listeners.append(lambda kind, data: events.append((kind, data)))
     put_all(store, chain, [second, evidence])
     assert liar.key.public_key in chain.fork_choice.equivocators()
     assert chain.tally(c.cid).total == 0
+    assert ("evidence", {"target": str(target.cid), "cid": str(evidence.cid),
+                         "offender": liar.key.public_key.hex()}) in events
     store.close()
+

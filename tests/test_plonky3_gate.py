@@ -130,13 +130,13 @@ def test_baseline_bench_validates_every_call(baseline: Path) -> None:
 @pytest.mark.parametrize("patch", GOOD + HOSTILE, ids=ids(GOOD + HOSTILE))
 def test_patch_headers_are_complete(patch: Patch) -> None:
     h = patch.headers
-    assert h.get("Title") and patch.kind in ("good", "hostile")
+    assert h.get("title") and patch.kind in ("good", "hostile")
     assert patch.expect in VERDICTS
     if patch.kind == "good":
-        assert patch.expect == "improved" and "%" in h.get("Measured", ""), h
+        assert patch.expect == "improved" and "%" in h.get("measured", ""), h
         assert patch.path.parent.name == "good"
     else:
-        assert patch.expect != "improved" and h.get("Threat"), h
+        assert patch.expect != "improved" and h.get("threat"), h
         assert patch.path.parent.name == "hostile"
     if patch.depends_on:
         assert (patch.path.parent / patch.depends_on).is_file()

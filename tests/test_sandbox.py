@@ -237,7 +237,7 @@ def test_cargo_builds_a_std_only_crate_offline_and_runs_it(tmp_path: Path) -> No
     try:
         toolchain = detect_toolchain()
     except ToolchainError as exc:
-        pytest.skip(f"no Rust toolchain: {exc}")
+        pytest.fail(f"no Rust toolchain (a requirement of the suite): {exc}")
     workspace = readable_dir(tmp_path / "tiny")
     readable_dir(workspace / "src")
     (workspace / "Cargo.toml").write_text(

@@ -5,28 +5,21 @@ of :mod:`protocol.encoding` (nil, bool, int, str, bin, array, str-keyed maps sor
 shortest forms, no floats or ext types, exactly one value; the decoder refuses anything that does
 not re-encode to the same bytes).
 
-Only the size caps differ: :func:`protocol.encoding.encode` stops at one object
-(``MAX_OBJECT_BYTES``, 1 MiB; byte strings ``MAX_BIN_BYTES``, 1 MiB) while a sync response
-carries many objects and raw blobs (up to ``MAX_BLOB_BYTES``), so a frame may be up to the
-stream's ``max_frame_bytes`` (32 MiB by default) with byte strings up to
-:data:`MAX_FRAME_BIN_BYTES`. For any value :func:`protocol.encoding.encode` accepts, the frame body
-is byte-identical to its encoding (tested).
+Only the size caps differ, passed to :mod:`protocol.encoding` (one encoder, one decoder): an
+object stops at ``MAX_OBJECT_BYTES`` (1 MiB; byte strings ``MAX_BIN_BYTES``, 1 MiB) while a sync
+response carries many objects and raw blobs (up to ``MAX_BLOB_BYTES``), so a frame may be up to
+the stream's ``max_frame_bytes`` (32 MiB by default) with byte strings up to
+:data:`MAX_FRAME_BIN_BYTES`. For any value :func:`protocol.encoding.encode` accepts, the frame
+body is byte-identical to its encoding (tested).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgpack
-
-from protocol.constants import (
-    INT_MAX,
-    INT_MIN,
-    MAX_BLOB_BYTES,
-    MAX_CONTAINER_LEN,
-    MAX_DEPTH,
-    MAX_STR_BYTES,
-)
+from protocol.constants import MAX_BLOB_BYTES
+from protocol.encoding import decode, encode
+from protocol.errors import DecodeError, EncodeError
 
 from ._errors import FrameError, FrameTooLarge
 
@@ -56,6 +49,8 @@ class _EndOfStream:
 END_OF_STREAM = _EndOfStream()
 """What ``read_frame`` returns when the stream ends cleanly between frames."""
 _MAX_UVARINT_BYTES = 10
+_NO_LIMIT = 1 << 62
+"""encode_body checks the size itself, to raise FrameTooLarge with both numbers."""
 _READ_CHUNK_BYTES = 1 << 20
 
 
@@ -74,47 +69,12 @@ def encode_uvarint(value: int) -> bytes:
             return bytes(out)
 
 
-def _canonical(value: Any, depth: int) -> Any:
-    """``value`` with every map's keys sorted; raise FrameError for what has no encoding."""
-    if value is None or value is True or value is False:
-        return value
-    kind = type(value)
-    if kind is int:
-        if not INT_MIN <= value <= INT_MAX:
-            raise FrameError(f"integer {value} is outside the MessagePack range")
-        return value
-    if kind is str:
-        if len(value) > MAX_STR_BYTES or len(value.encode("utf-8")) > MAX_STR_BYTES:
-            raise FrameError(f"a string is over {MAX_STR_BYTES} bytes")
-        return value
-    if kind is bytes or kind is bytearray or kind is memoryview:
-        if len(value) > MAX_FRAME_BIN_BYTES:
-            raise FrameError(f"byte string of {len(value)} bytes is over {MAX_FRAME_BIN_BYTES}")
-        return bytes(value)
-    if depth > MAX_DEPTH:
-        raise FrameError(f"nesting deeper than {MAX_DEPTH}")
-    if kind is list or kind is tuple:
-        if len(value) > MAX_CONTAINER_LEN:
-            raise FrameError(f"array of {len(value)} elements is over {MAX_CONTAINER_LEN}")
-        return [_canonical(item, depth + 1) for item in value]
-    if kind is dict:
-        if len(value) > MAX_CONTAINER_LEN:
-            raise FrameError(f"map of {len(value)} entries is over {MAX_CONTAINER_LEN}")
-        for key in value:
-            if type(key) is not str:
-                raise FrameError(f"map key {key!r} is a {type(key).__name__}, not a str")
-        return {key: _canonical(value[key], depth + 1) for key in sorted(value)}
-    if isinstance(value, float):
-        raise FrameError(f"float {value!r} has no canonical encoding: use integers")
-    raise FrameError(f"a {kind.__name__} has no canonical encoding")
-
-
 def encode_body(value: Any, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> bytes:
     """The canonical MessagePack body of ``value``; FrameTooLarge over ``max_bytes``."""
     try:
-        body = msgpack.packb(_canonical(value, 1), use_bin_type=True)
-    except UnicodeEncodeError as exc:
-        raise FrameError(f"string is not valid Unicode ({exc.reason})") from None
+        body = encode(value, max_bytes=_NO_LIMIT, max_bin_bytes=MAX_FRAME_BIN_BYTES)
+    except EncodeError as exc:
+        raise FrameError(str(exc)) from None
     if len(body) > max_bytes:
         raise FrameTooLarge(len(body), max_bytes)
     return body
@@ -126,37 +86,15 @@ def encode_frame(value: Any, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> byt
     return encode_uvarint(len(body)) + body
 
 
-def _refuse_ext(code: int, data: bytes) -> Any:
-    raise FrameError(f"ext type {code} is not allowed")
-
-
 def decode_body(body: bytes) -> Any:
-    """Decode a canonical body; FrameError naming the fault for anything else."""
+    """Decode a canonical body (its length already checked by the reader); FrameError naming
+    the fault for anything else."""
     if not body:
         raise FrameError("empty frame: expected exactly one value")
     try:
-        value = msgpack.unpackb(
-            body,
-            raw=False,
-            strict_map_key=True,
-            ext_hook=_refuse_ext,
-            max_str_len=MAX_STR_BYTES,
-            max_bin_len=MAX_FRAME_BIN_BYTES,
-            max_array_len=MAX_CONTAINER_LEN,
-            max_map_len=MAX_CONTAINER_LEN,
-            max_ext_len=0,
-        )
-    except FrameError:
-        raise
-    except Exception as exc:
-        raise FrameError(f"not valid MessagePack: {exc}") from None
-    try:
-        again = msgpack.packb(_canonical(value, 1), use_bin_type=True)
-    except FrameError as exc:
-        raise FrameError(f"frame holds a value with no canonical encoding: {exc}") from None
-    if again != body:
-        raise FrameError("frame is not canonical MessagePack (it does not re-encode to itself)")
-    return value
+        return decode(body, max_bytes=max(len(body), 1), max_bin_bytes=MAX_FRAME_BIN_BYTES)
+    except DecodeError as exc:
+        raise FrameError(str(exc)) from None
 
 
 async def _read_exactly(stream: Any, n: int) -> bytes:
