@@ -106,6 +106,10 @@ CREATE TABLE IF NOT EXISTS stake_txs (
 
 StoredObject = PoiObject | Blob
 
+ARRIVAL_TABLES = {"commits": "commits", "attestations": "attestations", "evidence": "evidence",
+                  "challenges": "challenges", "rulings": "rulings", "stake": "stake_txs"}
+"""Each kind of target object with an arrival order, and the index table that records it."""
+
 
 class StoreError(Exception):
     """The store cannot do what was asked (not a protocol violation by a peer)."""
@@ -216,11 +220,39 @@ class Store:
 
     def put_many(self, objects: Iterable[StoredObject]) -> list[PutResult]:
         """Store several objects in one transaction (one fsync): the batch path for ingest."""
+        objects = list(objects)
         now = int(time.time() * 1000)
-        results = []
         with self._write_lock, self._transaction() as cur:
-            for obj in objects:
-                results.append(self._put_one(cur, obj, now))
+            results = self._put_batch(cur, objects, now)
+            if results is None:
+                results = [self._put_one(cur, obj, now) for obj in objects]
+        return results
+
+    def _put_batch(self, cur: sqlite3.Cursor, objects: list[StoredObject], now: int
+                   ) -> list[PutResult] | None:
+        """The common case in a few statements: nothing is pending (so nothing can be
+        released) and every object's dependencies are stored or come earlier in the batch.
+        The index rows are the ones `_put_one` writes (`_index_rows`), grouped by statement.
+        None: not that case (the caller goes object by object)."""
+        if cur.execute("SELECT EXISTS (SELECT 1 FROM pending)").fetchone()[0]:
+            return None
+        keys = [bytes(obj.cid) for obj in objects]
+        deps = [[bytes(d) for d in dependencies(obj)] for obj in objects]
+        known = _present(cur, "objects", {*keys, *(d for ds in deps for d in ds)})
+        results: list[PutResult] = []
+        rows: dict[str, list[tuple]] = {}
+        for obj, key, needs in zip(objects, keys, deps, strict=True):
+            if key in known:
+                results.append(PutResult(obj.cid, "duplicate"))
+                continue
+            if any(d not in known for d in needs):
+                return None
+            known.add(key)
+            for sql, params in _index_rows(obj, key, now):
+                rows.setdefault(sql, []).append(params)
+            results.append(PutResult(obj.cid, "stored"))
+        for sql, params in rows.items():
+            cur.executemany(sql, params)
         return results
 
     @contextmanager
@@ -277,43 +309,9 @@ class Store:
 
     def _insert(self, cur: sqlite3.Cursor, obj: StoredObject, now: int) -> None:
         key = bytes(obj.cid)
-        cur.execute("INSERT INTO objects VALUES (?,?,?,?)", (key, _type_of(obj), obj.encode(), now))
         cur.execute("DELETE FROM pending WHERE cid=?", (key,))
-        if isinstance(obj, Target):
-            cur.execute("INSERT INTO targets VALUES (?,?)", (key, obj.name))
-        elif isinstance(obj, Commit):
-            cur.execute("INSERT INTO commits (cid, target, author, tree, time_ms) "
-                        "VALUES (?,?,?,?,?)",
-                        (key, bytes(obj.target), obj.author, bytes(obj.tree), obj.time_ms))
-            cur.executemany("INSERT INTO edges (child, position, parent) VALUES (?,?,?)",
-                            [(key, i, bytes(p)) for i, p in enumerate(obj.parents)])
-        elif isinstance(obj, Attestation):
-            verdict = obj.verdict
-            cur.execute(
-                "INSERT INTO attestations (cid, target, verifier, seq, head, commit_cid, result,"
-                " epoch) VALUES (?,?,?,?,?,?,?,?)",
-                (key, bytes(obj.target), obj.verifier, obj.seq, bytes(obj.head),
-                 None if verdict is None else bytes(verdict.commit),
-                 None if verdict is None else verdict.result, obj.epoch))
-            # Latest message: a higher seq replaces; an equal or lower one never does.
-            cur.execute(
-                "INSERT INTO latest_votes VALUES (?,?,?,?,?) ON CONFLICT (target, verifier) "
-                "DO UPDATE SET seq=excluded.seq, attestation=excluded.attestation, "
-                "head=excluded.head WHERE excluded.seq > latest_votes.seq",
-                (bytes(obj.target), obj.verifier, obj.seq, key, bytes(obj.head)))
-        elif isinstance(obj, Evidence):
-            cur.execute("INSERT INTO evidence (cid, target, offender) VALUES (?,?,?)",
-                        (key, bytes(obj.target), obj.offender))
-        elif isinstance(obj, Challenge):
-            cur.execute("INSERT INTO challenges (cid, target, attestation, challenger) "
-                        "VALUES (?,?,?,?)", (key, bytes(obj.target),
-                                             bytes(obj.attestation.cid), obj.challenger))
-        elif isinstance(obj, Ruling):
-            cur.execute("INSERT INTO rulings (cid, target, challenge, member) VALUES (?,?,?,?)",
-                        (key, bytes(obj.target), bytes(obj.challenge), obj.member))
-        elif isinstance(obj, StakeTx):
-            cur.execute("INSERT INTO stake_txs (cid, target, account, nonce) VALUES (?,?,?,?)",
-                        (key, bytes(obj.target), obj.account, obj.nonce))
+        for sql, params in _index_rows(obj, key, now):
+            cur.execute(sql, params)
 
     # ------------------------------------------------------------------------------------------
     # Reading
@@ -342,6 +340,30 @@ class Store:
         row = self._reader.execute("SELECT length(data) FROM objects WHERE cid=?",
                                    (bytes(cid),)).fetchone()
         return None if row is None else row[0]
+
+    def arrivals(self, kind: str, target: CID, since: int, limit: int) -> list[tuple[int, CID]]:
+        """(arrival number, CID) of a target's objects of ``kind`` (`ARRIVAL_TABLES`) after
+        arrival number ``since``, oldest first: a cursor a peer can page through (the index
+        tables are append-only, so a cursor stays valid)."""
+        rows = self._reader.execute(
+            f"SELECT seqno, cid FROM {ARRIVAL_TABLES[kind]} WHERE target=? AND seqno>? "
+            "ORDER BY seqno LIMIT ?", (bytes(target), since, limit)).fetchall()
+        return [(row[0], CID(bytes(row[1]))) for row in rows]
+
+    def count_of(self, kind: str, target: CID) -> int:
+        """How many objects of ``kind`` (`ARRIVAL_TABLES`) a target has in the DAG."""
+        return self._reader.execute(
+            f"SELECT count(*) FROM {ARRIVAL_TABLES[kind]} WHERE target=?",
+            (bytes(target),)).fetchone()[0]
+
+    def has_many(self, cids: Iterable[CID], *, pending: bool = False) -> set[CID]:
+        """Which of ``cids`` the DAG holds (with ``pending``: the DAG or the pending set), in
+        one query per few hundred CIDs rather than one per CID."""
+        keys = {bytes(c) for c in cids}
+        found = _present(self._reader, "objects", keys)
+        if pending:
+            found |= _present(self._reader, "pending", keys - found)
+        return {CID(key) for key in found}
 
     def is_pending(self, cid: CID) -> bool:
         return self._reader.execute("SELECT 1 FROM pending WHERE cid=?",
@@ -557,6 +579,64 @@ class _Expected:
         return [f"index latest_votes: verifier {v.hex()[:16]} points at the wrong attestation"
                 for (t, v), (seq, row) in found.items()
                 if seq != self.latest[(t, v)][0] or row not in self.latest[(t, v)][1]]
+
+
+_PRESENT_BATCH = 500
+"""CIDs per ``IN (…)`` query (SQLite's default limit on parameters is far above this)."""
+
+
+def _present(conn: sqlite3.Connection | sqlite3.Cursor, table: str, keys: Iterable[bytes]
+             ) -> set[bytes]:
+    """Which of ``keys`` (binary CIDs) ``table`` holds: one query per `_PRESENT_BATCH`."""
+    keys = list(keys)
+    found: set[bytes] = set()
+    for start in range(0, len(keys), _PRESENT_BATCH):
+        batch = keys[start:start + _PRESENT_BATCH]
+        marks = ",".join("?" * len(batch))
+        found.update(bytes(row[0]) for row in conn.execute(
+            f"SELECT cid FROM {table} WHERE cid IN ({marks})", batch))
+    return found
+
+
+def _index_rows(obj: StoredObject, key: bytes, now: int) -> list[tuple[str, tuple]]:
+    """The rows storing ``obj`` writes: the object itself and its type's index rows."""
+    rows: list[tuple[str, tuple]] = [
+        ("INSERT INTO objects VALUES (?,?,?,?)", (key, _type_of(obj), obj.encode(), now))]
+    if isinstance(obj, Target):
+        rows.append(("INSERT INTO targets VALUES (?,?)", (key, obj.name)))
+    elif isinstance(obj, Commit):
+        rows.append(("INSERT INTO commits (cid, target, author, tree, time_ms) VALUES (?,?,?,?,?)",
+                     (key, bytes(obj.target), obj.author, bytes(obj.tree), obj.time_ms)))
+        rows.extend(("INSERT INTO edges (child, position, parent) VALUES (?,?,?)",
+                     (key, i, bytes(p))) for i, p in enumerate(obj.parents))
+    elif isinstance(obj, Attestation):
+        verdict = obj.verdict
+        rows.append((
+            "INSERT INTO attestations (cid, target, verifier, seq, head, commit_cid, result,"
+            " epoch) VALUES (?,?,?,?,?,?,?,?)",
+            (key, bytes(obj.target), obj.verifier, obj.seq, bytes(obj.head),
+             None if verdict is None else bytes(verdict.commit),
+             None if verdict is None else verdict.result, obj.epoch)))
+        # Latest message: a higher seq replaces; an equal or lower one never does.
+        rows.append((
+            "INSERT INTO latest_votes VALUES (?,?,?,?,?) ON CONFLICT (target, verifier) "
+            "DO UPDATE SET seq=excluded.seq, attestation=excluded.attestation, "
+            "head=excluded.head WHERE excluded.seq > latest_votes.seq",
+            (bytes(obj.target), obj.verifier, obj.seq, key, bytes(obj.head))))
+    elif isinstance(obj, Evidence):
+        rows.append(("INSERT INTO evidence (cid, target, offender) VALUES (?,?,?)",
+                     (key, bytes(obj.target), obj.offender)))
+    elif isinstance(obj, Challenge):
+        rows.append(("INSERT INTO challenges (cid, target, attestation, challenger) "
+                     "VALUES (?,?,?,?)", (key, bytes(obj.target), bytes(obj.attestation.cid),
+                                          obj.challenger)))
+    elif isinstance(obj, Ruling):
+        rows.append(("INSERT INTO rulings (cid, target, challenge, member) VALUES (?,?,?,?)",
+                     (key, bytes(obj.target), bytes(obj.challenge), obj.member)))
+    elif isinstance(obj, StakeTx):
+        rows.append(("INSERT INTO stake_txs (cid, target, account, nonce) VALUES (?,?,?,?)",
+                     (key, bytes(obj.target), obj.account, obj.nonce)))
+    return rows
 
 
 def _type_of(obj: StoredObject) -> str:

@@ -8,7 +8,8 @@ update their heads once per batch, and the roles hear about it. What arrives bef
 dependencies is held as *pending* by the store (durably) and the node fetches what is missing by
 sync (``on_missing``).
 
-Writes are serialised by one FIFO lock, so chains see objects in exactly the store's order.
+Writes go through one queue and are group-committed (`Ingest.admit`), so chains see objects in
+exactly the store's order.
 
 Gossip messages are validated concurrently and in no particular order (py-libp2p starts a task
 per message, and trio does not keep their start order), so a bundle may be judged before the
@@ -30,7 +31,7 @@ from typing import Any
 import trio
 
 from dag.fork_choice import ForkChoiceError
-from dag.store import PutResult, Store, StoredObject, dependencies
+from dag.store import PutResult, Store, StoredObject, StoreError, dependencies
 from protocol.cid import CID
 from protocol.constants import MAX_BLOB_BYTES
 from protocol.errors import ProtocolError
@@ -76,6 +77,9 @@ ORDER_GRACE_S = 0.5
 """How long a gossip bundle waits for dependencies that are neither stored nor in flight."""
 INFLIGHT_WAIT_S = 5.0
 """How long it waits for dependencies another message is being validated with."""
+GROUP_COMMIT_OBJECTS = 8192
+"""At most this many objects per store transaction when admissions are grouped (bounds the
+latency a small admission queued behind a burst can see)."""
 
 
 @dataclass
@@ -108,6 +112,21 @@ class Admitted:
     duplicates: int = 0
 
 
+class StoreWriteError(StoreError):
+    """The store could not write an admission (the node's disk, not the peer, is at fault)."""
+
+
+@dataclass
+class _Admission:
+    """One caller's objects waiting for a store transaction (`Ingest.admit`)."""
+
+    objects: list[StoredObject]
+    source: str | None
+    admitted: Admitted = field(default_factory=Admitted)
+    done: trio.Event = field(default_factory=trio.Event)
+    error: Exception | None = None
+
+
 ObjectListener = Callable[[StoredObject], None]
 MissingListener = Callable[[set[CID], str | None], None]
 
@@ -137,7 +156,9 @@ class Ingest:
         self.trace: Callable[[str, Any], None] | None = None
         """Diagnostics: called with ("commit", cid) per stored commit and ("admitted", n)
         per store transaction (see POI_TRACE_FILE in node/runtime.py)."""
-        self._write_lock = trio.Lock()
+        self._admissions: list[_Admission] = []
+        self._queued: set[CID] = set()
+        self._writing = False
         self._inflight: dict[CID, trio.Event] = {}
         self._arrival = trio.Event()
         self._stakers: dict[CID, tuple[tuple[int, CID], frozenset[bytes]]] = {}
@@ -198,8 +219,8 @@ class Ingest:
         bundle_commits = {i.obj.cid: i.obj for i in items if isinstance(i.obj, Commit)}
         equivocators: dict[CID, frozenset[bytes]] = {}
         candidates = [item.obj.cid for item in items if item.ok]
-        stored = present(self.store, candidates)
-        held = present(self.store, [c for c in candidates if c not in stored], pending=True)
+        stored = self.store.has_many(candidates)
+        held = self.store.has_many([c for c in candidates if c not in stored], pending=True)
         for item in items:
             if not item.ok:
                 continue
@@ -247,15 +268,75 @@ class Ingest:
         return None
 
     # -- storing and applying ---------------------------------------------------------------------
-    async def admit(self, objects: Sequence[StoredObject], source: str | None = None) -> Admitted:
-        """Store ``objects`` in one transaction and apply what got stored to the chains."""
+    async def admit(self, objects: Sequence[StoredObject], source: str | None = None, *,
+                    on_queued: Callable[[], None] | None = None) -> Admitted:
+        """Store ``objects`` durably and apply what got stored to the chains.
+
+        Group commit: admissions that queue up while a store transaction is running are
+        written together in the next one, so a burst of bundles costs one fsync per
+        transaction, not one per bundle (the fsync, not SQLite, bounded ingest: measured
+        ≈40 ms per commit here). Each admission returns only once its own transaction is on
+        disk, and the chains see the objects in exactly the store's order. Objects queued here
+        count as present for the dependency wait of later bundles (`_absent`): they are
+        written first, in the same transaction or an earlier one. ``on_queued`` is called
+        once they are queued."""
         if not objects:
             return Admitted()
-        async with self._write_lock:
+        request = _Admission(list(objects), source)
+        self._admissions.append(request)
+        self._queued.update(obj.cid for obj in request.objects)
+        if on_queued is not None:
+            on_queued()
+        if not self._writing:
+            self._writing = True
+            try:
+                # Shielded: the admissions of other bundles ride on this transaction.
+                with trio.CancelScope(shield=True):
+                    while self._admissions:
+                        await self._write(self._take_admissions())
+            finally:
+                self._writing = False
+        await request.done.wait()
+        if request.error is not None:
+            raise StoreWriteError(str(request.error)) from request.error
+        admitted = request.admitted
+        if admitted.missing:
+            missing = {c for c in admitted.missing if not self.store.is_pending(c)}
+            if missing and self.on_missing is not None:
+                self.on_missing(missing, source)
+        return admitted
+
+    def _take_admissions(self) -> list[_Admission]:
+        """The queued admissions for one transaction: in order, up to `GROUP_COMMIT_OBJECTS`
+        objects (always at least one admission)."""
+        taken: list[_Admission] = []
+        count = 0
+        while self._admissions and (not taken or count + len(self._admissions[0].objects)
+                                    <= GROUP_COMMIT_OBJECTS):
+            request = self._admissions.pop(0)
+            taken.append(request)
+            count += len(request.objects)
+        return taken
+
+    async def _write(self, batch: list[_Admission]) -> None:
+        objects = [obj for request in batch for obj in request.objects]
+        try:
             results: list[PutResult] = await trio.to_thread.run_sync(
-                self.store.put_many, list(objects))
-            admitted = Admitted()
-            for obj, result in zip(objects, results, strict=True):
+                self.store.put_many, objects)
+        except Exception as exc:  # the store could not write (disk full, I/O error)
+            self._queued.difference_update(obj.cid for obj in objects)
+            log.error("store transaction of %d objects failed: %s", len(objects), exc)
+            for request in batch:
+                request.error = exc
+                request.done.set()
+            return
+        self._queued.difference_update(obj.cid for obj in objects)
+        at = 0
+        for request in batch:
+            mine = results[at:at + len(request.objects)]
+            at += len(request.objects)
+            admitted = request.admitted
+            for obj, result in zip(request.objects, mine, strict=True):
                 if result.status == "stored":
                     admitted.stored.append(obj)
                 elif result.status == "pending":
@@ -270,19 +351,18 @@ class Ingest:
             self.stats["ingest_stored_total"] += len(admitted.stored)
             self.stats["ingest_pending_total"] += len(admitted.pending)
             self.stats["ingest_duplicates_total"] += admitted.duplicates
-            self._apply(admitted.stored)
-            if self.on_admitted is not None:
-                self.on_admitted(admitted)
-            if self.trace is not None:
-                for obj in admitted.stored:
-                    if isinstance(obj, Commit):
-                        self.trace("commit", str(obj.cid))
-                self.trace("admitted", len(admitted.stored))
-        if admitted.missing:
-            missing = {c for c in admitted.missing if not self.store.is_pending(c)}
-            if missing and self.on_missing is not None:
-                self.on_missing(missing, source)
-        return admitted
+            try:
+                self._apply(admitted.stored)
+                if self.on_admitted is not None:
+                    self.on_admitted(admitted)
+                if self.trace is not None:
+                    for obj in admitted.stored:
+                        if isinstance(obj, Commit):
+                            self.trace("commit", str(obj.cid))
+                    self.trace("admitted", len(admitted.stored))
+            finally:
+                request.done.set()
+        self.stats["ingest_transactions_total"] += 1
 
     def _apply(self, objects: Iterable[StoredObject]) -> None:
         touched: dict[CID, TargetChain] = {}
@@ -368,7 +448,8 @@ class Ingest:
                 return self._count(verdict)
             usable = [item.obj for item in items if item.ok]
             await self._await_dependencies(usable)
-            admitted = await self.admit(usable, source=peer)
+            admitted = await self.admit(usable, source=peer,
+                                        on_queued=lambda: self._land(flying))
         finally:
             self._land(flying)
         if admitted.pending and not any(not isinstance(o, Tree | Blob)
@@ -398,8 +479,8 @@ class Ingest:
 
     def _absent(self, objects: Sequence[StoredObject]) -> set[CID]:
         own = {obj.cid for obj in objects}
-        deps = {dep for obj in objects for dep in dependencies(obj)} - own
-        return deps - present(self.store, deps, pending=True)
+        deps = {dep for obj in objects for dep in dependencies(obj)} - own - self._queued
+        return deps - self.store.has_many(deps, pending=True)
 
     async def _await_dependencies(self, objects: Sequence[StoredObject]) -> None:
         """Wait for dependencies in flight, and briefly for ones not seen yet (see module)."""
@@ -500,29 +581,6 @@ class Ingest:
         admitted = await self.admit(good, source=peer)
         self.stats["ingest_sync_objects_total"] += len(good)
         return admitted, problems
-
-
-_PRESENT_BATCH = 500
-
-
-def present(store: Store, cids: Iterable[CID], *, pending: bool = False) -> set[CID]:
-    """Which of ``cids`` the store holds in its DAG (or, with ``pending``, in the DAG or held
-    as pending): one query per 500 CIDs instead of one per CID.
-
-    `Store` answers one CID at a time (``has``, ``is_pending``); this reads its tables through
-    its read-only connection, which is safe and cheap but belongs in `Store` (``has_many``).
-    """
-    keys = list({bytes(c) for c in cids})
-    found: set[CID] = set()
-    tables = ("objects", "pending") if pending else ("objects",)
-    reader = store._reader
-    for start in range(0, len(keys), _PRESENT_BATCH):
-        batch = keys[start:start + _PRESENT_BATCH]
-        marks = ",".join("?" * len(batch))
-        for table in tables:
-            rows = reader.execute(f"SELECT cid FROM {table} WHERE cid IN ({marks})", batch)
-            found.update(CID(bytes(row[0])) for row in rows)
-    return found
 
 
 def _short(cid: CID) -> str:

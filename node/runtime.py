@@ -67,7 +67,7 @@ from .p2p import (
     open_p2p,
 )
 from .sync import PROTOCOL as SYNC_PROTOCOL
-from .sync import FetchError, Sync, count_of
+from .sync import FetchError, Sync
 from .topics import kind_of, pack_bundles, topic, topics_of
 from .validation import Action, SignatureVerifier
 
@@ -256,7 +256,7 @@ class Node:
         for cid, chain in self.chains.items():
             if cid in self._dirty or cid not in self._counts:
                 self._dirty.discard(cid)
-                self._counts[cid] = {kind: count_of(self.store, kind, cid)
+                self._counts[cid] = {kind: self.store.count_of(kind, cid)
                                      for kind in ("commits", "attestations", "evidence",
                                                   "challenges")}
             out[str(cid)] = {
@@ -488,7 +488,6 @@ class Node:
                                    bootstrap=tuple(self.config.network.bootstrap))
             async with open_p2p(p2p_config) as p2p, trio.open_nursery() as nursery:
                 self.p2p, self._nursery = p2p, nursery
-                _unique_seqnos(p2p)
                 self.sync = Sync(p2p, self.store, self.ingest, self.chains, self.follow)
                 self.ingest.on_missing = self.sync.missing
                 self.sync.on_synced.append(lambda peer: self._initial_sync.set())
@@ -521,20 +520,6 @@ class Node:
                     if protection is not None:
                         protection.close()
             self.store.close()
-
-
-def _unique_seqnos(p2p: P2P) -> None:
-    """Start gossip sequence numbers at the clock in nanoseconds.
-
-    py-libp2p 0.8.1 starts them at ``int(time.time())`` (seconds) and gossipsub drops a message
-    whose (origin, seqno) it has seen with other content as "equivocation": a node restarted
-    within N seconds of having published N messages would have its next messages silently
-    dropped by every peer. Nanoseconds make a collision need a billion messages per second.
-    (A workaround from outside the p2p layer; it belongs in node.p2p.)
-    """
-    pubsub = getattr(getattr(p2p, "_gossip", None), "pubsub", None)
-    if pubsub is not None and hasattr(pubsub, "counter"):
-        pubsub.counter = max(pubsub.counter, time.time_ns())
 
 
 async def _drain(channel: trio.MemoryReceiveChannel) -> None:

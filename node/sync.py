@@ -45,7 +45,7 @@ from typing import Any
 
 import trio
 
-from dag.store import Store
+from dag.store import ARRIVAL_TABLES, Store
 from protocol.cid import CID
 from protocol.errors import ProtocolError
 
@@ -72,9 +72,7 @@ MISSING_RETRY_S = (5.0, 300.0)
 (pending objects whose parents nobody has must not keep the node asking every peer)."""
 CATCH_UP_ORDER = ("commits", "attestations", "evidence", "challenges", "rulings", "stake")
 
-_TABLES = {"commits": "commits", "attestations": "attestations", "evidence": "evidence",
-           "challenges": "challenges", "rulings": "rulings", "stake": "stake_txs"}
-assert set(_TABLES) == set(KINDS)
+assert set(ARRIVAL_TABLES) == set(KINDS)
 
 
 class SyncRequestError(ValueError):
@@ -86,25 +84,6 @@ class FetchError(Exception):
 
 
 # -- reading the store ----------------------------------------------------------------------------
-
-def list_page(store: Store, kind: str, target: CID, since: int, limit: int
-              ) -> list[tuple[int, CID]]:
-    """(arrival number, CID) of a target's objects of ``kind`` after ``since``, oldest first.
-
-    `Store` exposes arrival numbers only for attestations; this reads its index tables directly
-    through its read-only connection (the tables are append-only, so a cursor stays valid).
-    """
-    rows = store._reader.execute(
-        f"SELECT seqno, cid FROM {_TABLES[kind]} WHERE target=? AND seqno>? "
-        "ORDER BY seqno LIMIT ?", (bytes(target), since, limit)).fetchall()
-    return [(row[0], CID(bytes(row[1]))) for row in rows]
-
-
-def count_of(store: Store, kind: str, target: CID) -> int:
-    return store._reader.execute(
-        f"SELECT count(*) FROM {_TABLES[kind]} WHERE target=?",
-        (bytes(target),)).fetchone()[0]
-
 
 def read_objects(store: Store, cids: Sequence[CID], max_bytes: int = MAX_RESPONSE_BYTES
                  ) -> dict[str, Any]:
@@ -219,8 +198,8 @@ class Sync:
         if op == "heads":
             return {"head": bytes(chain.head), "finalized": bytes(chain.finalized),
                     "epoch": chain.epoch,
-                    "counts": {kind: count_of(self.store, kind, chain.cid) for kind in KINDS}}
-        page = list_page(self.store, args["kind"], chain.cid, args["since"], args["limit"])
+                    "counts": {kind: self.store.count_of(kind, chain.cid) for kind in KINDS}}
+        page = self.store.arrivals(args["kind"], chain.cid, args["since"], args["limit"])
         return {"cids": [bytes(cid) for _, cid in page],
                 "next": page[-1][0] if page else args["since"],
                 "more": len(page) == args["limit"]}

@@ -50,6 +50,7 @@ from node.devnet.summary import (
     Outcome,
     build_summary,
     check_done,
+    ledger_fingerprint,
     render_summary,
 )
 from node.keystore import load_key
@@ -362,6 +363,7 @@ def outcome(**changes):
             {"patch": "06-y.patch", "status": "discard", "ratio_ppm": 1_003_000,
              "lo_ppm": 992_000, "hi_ppm": 1_010_000, "detail": ""}]},
         description="quick LDE")
+    base["ledgers"] = {name: ledger_fingerprint(base["stakes"]) for name in base["heads"]}
     base.update(changes)
     return Outcome(**base)
 
@@ -391,7 +393,8 @@ def test_summary_shows_chain_rejections_slashes_rewards_and_heads():
                      "not measurably faster", "stacked on a commit that is pending",
                      "branch fork choice did not pick", "−6.5% [−8.4%, −4.6%]",
                      "discarded: not faster",
-                     "All 3 nodes share the final head"):
+                     "All 3 nodes share the final head",
+                     "All 3 nodes report the same balances, slashes and rewards"):
         assert expected in text, expected
 
 
@@ -414,6 +417,28 @@ def test_not_done_says_what_is_missing(changes, says):
     done = check_done(outcome(**changes))
     assert not done.ok
     assert any(says in m for m in done.missing), done.missing
+
+
+def test_ledger_fingerprint_ignores_the_clock_and_row_order():
+    stakes = outcome().stakes
+    shuffled = {**stakes, "epoch": stakes["epoch"] + 5,
+                "rewards": list(reversed(stakes["rewards"])),
+                "accounts": list(reversed(stakes["accounts"]))}
+    assert ledger_fingerprint(shuffled) == ledger_fingerprint(stakes)
+    richer = {**stakes, "accounts": [{**stakes["accounts"][0], "free": 13},
+                                     *stakes["accounts"][1:]]}
+    assert ledger_fingerprint(richer) != ledger_fingerprint(stakes)
+
+
+def test_not_done_while_the_nodes_report_different_balances():
+    o = outcome()
+    stakes = {**o.stakes, "rewards": o.stakes["rewards"][:2]}  # one reward not (yet) known
+    o.ledgers = {**o.ledgers, "verifier-2": ledger_fingerprint(stakes)}
+    done = check_done(o)
+    assert not done.ok
+    assert "the nodes report different balances: byzantine, verifier-1 | verifier-2" \
+        in done.missing
+    assert "do not (yet) report the same balances" in text_of(render_summary(build_summary(o)))
 
 
 def test_not_done_until_the_byzantine_is_slashed():

@@ -48,6 +48,9 @@ def test_devnet_ends_with_verified_chain_rejections_slash_and_one_final_head(tmp
     keys = {n["name"]: n["public_key"] for n in devnet["nodes"]}
     proposers = {keys[n["name"]] for n in devnet["nodes"] if "proposer" in n["roles"]}
     byzantine = keys["byzantine"]
+    genesis_stake = {n["name"]: n["stake"] for n in devnet["nodes"]}
+    assert devnet["byzantine"] == "lie"
+    assert 0 < 3 * genesis_stake["byzantine"] < sum(genesis_stake.values())  # under 1/3
     hostile = set(report["hostile"])
     assert len(hostile) == len(devnet["hostile"]) >= 5
 
@@ -55,6 +58,7 @@ def test_devnet_ends_with_verified_chain_rejections_slash_and_one_final_head(tmp
     assert set(nodes) == set(keys)
     chains = set()
     slashes = set()
+    ledgers = {}
     for name, answers in nodes.items():
         assert not answers.get("errors"), (name, answers.get("errors"))
         heads, chain = answers["heads"], answers["chain"]
@@ -77,14 +81,26 @@ def test_devnet_ends_with_verified_chain_rejections_slash_and_one_final_head(tmp
             assert sum(n for r, n in reasons.items() if r in REJECTING) >= 2, (name, reasons)
         # the Byzantine verifier slashed and ejected
         stakes = answers["stakes"]
+        # (the devnet's default Byzantine mode lies: a challenge of its claim that a
+        # gate-failing commit passed the gate slashes it)
         assert any(s["offender"] == byzantine and s["amount"] > 0
-                   for s in stakes["slashes"]), name
+                   and s["reason"] == "false_gate_claim" for s in stakes["slashes"]), name
         account = next(a for a in stakes["accounts"] if a["key"] == byzantine)
         assert account["ejected"], name
         slashes.add(tuple(sorted((s["offender"], s["reason"], s["amount"])
                                  for s in stakes["slashes"])))
+        # the final commits paid their proposers
+        paid = {r["account"] for r in stakes["rewards"] if r["kind"] == "proposer"}
+        assert paid and paid <= proposers, name
+        ledgers[name] = (
+            sorted(tuple(sorted(a.items())) for a in stakes["accounts"]),
+            sorted(tuple(sorted(r.items())) for r in stakes["rewards"]),
+            stakes["minted"], stakes["burned"], stakes["ledger_epoch"])
     assert len(chains) == 1, chains  # all nodes on the same head, with the same chain
     assert len(slashes) == 1, slashes  # and every node applied the same slashes
+    reference = ledgers[next(iter(ledgers))]
+    # and every node reports the same balances, rewards, minted and burned
+    assert all(ledger == reference for ledger in ledgers.values()), ledgers
 
     # --exit-when-done stopped every node it started
     assert not [name for name, pid in report["pids"].items() if alive(pid)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import trio
 from dag.store import Store
 from node.bundle import encode_bundle
 from node.chain import TargetChain
-from node.ingest import ORDER_GRACE_S, Ingest
+from node.ingest import ORDER_GRACE_S, Ingest, StoreWriteError
 from node.p2p import RequestError
 from node.sync import MAX_GET_CIDS, Sync, SyncRequestError, parse_request, read_objects
 from node.topics import topic
@@ -262,3 +263,50 @@ def test_fetch_pulls_a_missing_chain_of_parents_from_a_peer(world, tmp_path):
     run(lambda: sync.fetch([chain[-1].cid], timeout=10))
     assert all(world.chain.knows(c.cid) for c in chain)
     assert not p2p.reports
+
+
+def test_admissions_queued_behind_a_transaction_are_committed_together(world):
+    votes = world.feed.votes(world.target, 30)  # one chain per validator: order matters
+    parts = [votes[i:i + 20] for i in range(0, len(votes), 20)]
+    results: dict[int, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for i, part in enumerate(parts):
+                async def one(i: int = i, part: list = part) -> None:
+                    results[i] = await world.ingest.admit(part)
+                nursery.start_soon(one)
+
+    run(main)
+    # The first admission (trio starts the tasks in no set order) writes alone; every one
+    # queued meanwhile rides the next transaction, which releases what the first held.
+    assert world.ingest.stats["ingest_transactions_total"] == 2
+    stored = [o.cid for i in results for o in results[i].stored]
+    assert sorted(stored) == sorted(v.cid for v in votes)  # each once, none lost
+    assert world.store.pending_count() == 0
+    last = {v.verifier: v for v in votes}
+    assert world.store.latest_votes(world.target) == {
+        key: (att.seq, att.cid, att.head) for key, att in last.items()}
+
+
+def test_a_failed_store_transaction_fails_every_admission_in_it_and_the_next_one_works(world):
+    votes = world.feed.votes(world.target, 2)
+    real_put_many = world.store.put_many
+    calls = []
+
+    def failing_put_many(objects):
+        calls.append(len(objects))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_put_many(objects)
+
+    world.store.put_many = failing_put_many
+
+    async def main() -> None:
+        with pytest.raises(StoreWriteError, match="disk is full"):
+            await world.ingest.admit(votes[:4])
+        admitted = await world.ingest.admit(votes)
+        assert [o.cid for o in admitted.stored] == [o.cid for o in votes]
+
+    run(main)
+    assert calls == [4, len(votes)]

@@ -124,6 +124,17 @@ def test_peer_id_is_the_signing_key_and_listen_addrs_carry_the_bound_port():
     run(scenario)
 
 
+def test_gossip_sequence_numbers_start_at_the_clock_in_nanoseconds():
+    """py-libp2p starts them at the clock in seconds: a node restarted within N seconds of
+    publishing N messages would reuse (origin, seqno) pairs that peers drop as equivocation."""
+    async def scenario() -> None:
+        before = time.time_ns()
+        async with open_p2p(P2PConfig(key=SigningKey(bytes(range(32))))) as p2p:
+            assert p2p._gossip.pubsub.counter >= before
+
+    run(scenario)
+
+
 def _foreign_host(sec_opt_for: Callable[[KeyPair], dict[TProtocol, Any]]) -> Any:
     private = Ed25519PrivateKey.from_bytes(os.urandom(32))
     key_pair = KeyPair(private, private.get_public_key())

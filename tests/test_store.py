@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dag.store import Store
 from protocol import examples
@@ -142,3 +145,77 @@ def test_integrity_check_detects_a_tampered_index(tmp_path):
         s.put_many([target, make_commit(target, [target.cid], 1)])
         s._writer.execute("DELETE FROM edges")
         assert any("edges" in p for p in s.check_integrity())
+
+
+# -- batches: put_many's one-transaction fast path must store exactly what put does ------------
+
+def _objects_for_batches() -> list:
+    """A target, a small branching DAG, two verifiers' attestation chains (with a fork at
+    one sequence number) and some content: every kind of dependency the store tracks."""
+    target = examples.target()
+    commits = [make_commit(target, [target.cid], 1)]
+    for n in range(2, 8):
+        parents = [commits[-1].cid] if n % 3 else [commits[-1].cid, commits[-2].cid]
+        commits.append(make_commit(target, parents, n))
+    attestations = []
+    for verifier in (1, 2):
+        prev = None
+        for seq, commit in enumerate(commits[:4]):
+            att = make_attestation(target, verifier, seq, prev, commit.cid, verdict_on=commit)
+            attestations.append(att)
+            prev = att.cid
+    attestations.append(make_attestation(target, 1, 2, attestations[1].cid, commits[0].cid))
+    return [target, *commits, *attestations, Blob(b"content")]
+
+
+def _table_rows(store: Store) -> dict[str, list]:
+    """Every table's rows, minus arrival times (which differ between two runs)."""
+    conn = store._writer
+    out = {}
+    for table in ("objects", "pending", "pending_deps", "targets", "commits", "edges",
+                  "attestations", "latest_votes"):
+        rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+        if table in ("objects", "pending"):
+            rows = [row[:3] for row in rows]
+        out[table] = sorted(map(repr, rows))
+    out["arrival"] = [repr(c) for c in store.commits_of(examples.target().cid)]
+    return out
+
+
+@given(order=st.permutations(range(18)), cuts=st.sets(st.integers(1, 17), max_size=5),
+       repeats=st.lists(st.integers(0, 17), max_size=3))
+@settings(max_examples=40, deadline=None)
+def test_put_many_in_any_batches_stores_exactly_what_put_one_by_one_does(
+        tmp_path_factory, order, cuts, repeats):
+    objects = _objects_for_batches()
+    assert len(objects) == 18
+    sequence = [objects[i] for i in order] + [objects[i] for i in repeats]
+    bounds = [0, *sorted(cuts), len(sequence)]
+    root = tmp_path_factory.mktemp("batches")
+    with Store(root / "one.sqlite") as one, Store(root / "many.sqlite") as many:
+        singles = [one.put(obj) for obj in sequence]
+        batched = []
+        for start, end in itertools.pairwise(bounds):
+            batched.extend(many.put_many(sequence[start:end]))
+        assert [(r.cid, r.status, r.missing, r.released) for r in batched] == \
+            [(r.cid, r.status, r.missing, r.released) for r in singles]
+        assert _table_rows(many) == _table_rows(one)
+        assert many.check_integrity() == []
+
+
+def test_arrival_pages_counts_and_has_many(store):
+    target = examples.target()
+    c1 = make_commit(target, [target.cid], 1)
+    c2 = make_commit(target, [c1.cid], 2)
+    orphan = make_commit(target, [make_commit(target, [target.cid], 9).cid], 3)
+    store.put_many([target, c1, c2, orphan])
+    assert store.count_of("commits", target.cid) == 2 and store.count_of("evidence",
+                                                                         target.cid) == 0
+    first = store.arrivals("commits", target.cid, 0, 1)
+    assert [cid for _, cid in first] == [c1.cid]
+    rest = store.arrivals("commits", target.cid, first[-1][0], 10)
+    assert [cid for _, cid in rest] == [c2.cid]
+    assert store.arrivals("commits", target.cid, rest[-1][0], 10) == []
+    asked = [c1.cid, c2.cid, orphan.cid, make_commit(target, [c2.cid], 4).cid]
+    assert store.has_many(asked) == {c1.cid, c2.cid}
+    assert store.has_many(asked, pending=True) == {c1.cid, c2.cid, orphan.cid}

@@ -82,6 +82,7 @@ from .summary import (
     build_summary,
     check_done,
     hostile_dealt_with,
+    ledger_fingerprint,
     render_summary,
     unresolved,
 )
@@ -348,6 +349,17 @@ def gather_outcome(layout: Layout, snap: Snapshot, hostile: dict[str, dict],
     plan = layout.plan
     experiments = {n.name: read_log_rows(layout.node_dir(n.name) / PROPOSER_LOG)
                    for n in plan.proposers}
+    ledgers: dict[str, str | None] = {}
+    for node in snap.nodes:
+        if node.down:
+            ledgers[node.name] = None
+            continue
+        try:
+            stakes = snap.stakes if node.name == snap.source and snap.stakes else \
+                http_json(f"{node.url}/v1/targets/{layout.target}/stakes")
+            ledgers[node.name] = ledger_fingerprint(stakes)
+        except (OSError, ValueError):
+            ledgers[node.name] = None
     return Outcome(
         target=layout.target, chain=chain, dag=snap.dag, stakes=snap.stakes or {},
         heads={n.name: n.heads for n in snap.nodes}, attestations=attestations,
@@ -359,7 +371,7 @@ def gather_outcome(layout: Layout, snap: Snapshot, hostile: dict[str, dict],
             next((s.status for s in snap.nodes if s.name == n.name), None),
             experiments[n.name], n.patches) for n in plan.proposers},
         experiments=experiments,
-        description=description)
+        description=description, ledgers=ledgers)
 
 
 def node_report(url: str, target: str) -> dict:

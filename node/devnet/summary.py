@@ -3,11 +3,13 @@
 Pure functions over JSON in the HTTP API's shapes (see ``Outcome``): ``build_summary`` reads
 what the network decided, ``render_summary`` draws it, ``check_done`` says whether everything
 the demo promises has happened — every patch published and resolved, the Byzantine verifier
-slashed, every node on the same final head — or lists, in words, what is still missing.
+slashed, every node on the same final head with the same balances — or lists, in words, what is
+still missing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -62,6 +64,20 @@ class Outcome:
     experiments: dict[str, list[dict]] = field(default_factory=dict)
     """Proposer name -> its experiment log rows (proposer/log.py), oldest first."""
     description: str = ""
+    ledgers: dict[str, str | None] = field(default_factory=dict)
+    """Node name -> ``ledger_fingerprint`` of its own ``/stakes`` answer (None: no answer)."""
+
+
+def ledger_fingerprint(stakes: Mapping) -> str:
+    """What must be identical on every honest node once they share a final head (pure): every
+    account's balances, the slashes, the rewards, and what was minted and burned. The node's
+    clock epoch is left out (it is local time, not ledger state)."""
+    def rows(key: str) -> list[str]:
+        return sorted(json.dumps(row, sort_keys=True) for row in stakes.get(key) or [])
+    return json.dumps({"accounts": rows("accounts"), "slashes": rows("slashes"),
+                       "rewards": rows("rewards"), "minted": stakes.get("minted"),
+                       "burned": stakes.get("burned"),
+                       "ledger_epoch": stakes.get("ledger_epoch")}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,13 @@ class Summary:
     heads: dict[str, tuple[str, str] | None]
     description: str = ""
     experiments: list[ExperimentRow] = field(default_factory=list)
+    ledgers: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def same_balances(self) -> bool:
+        """Every node answered and all report the same ledger (``ledger_fingerprint``)."""
+        values = list(self.ledgers.values())
+        return bool(values) and None not in values and len(set(values)) == 1
 
     @property
     def same_final_head(self) -> bool:
@@ -211,7 +234,7 @@ def build_summary(o: Outcome) -> Summary:
                    for proposer, rows in o.experiments.items() for row in rows]
     return Summary(chain=chain, speedup=speedup, held=held, slashes=slashes,
                    accounts=accounts, heads=heads, description=o.description,
-                   experiments=experiments)
+                   experiments=experiments, ledgers=dict(o.ledgers))
 
 
 def _verdict_text(verdicts: Mapping[str, int]) -> str:
@@ -343,6 +366,11 @@ def render_summary(s: Summary) -> Group:
                           "bold green"))
     else:
         parts.append(Text("The nodes do not (yet) share one final head.", "bold yellow"))
+    if s.same_balances:
+        parts.append(Text(f"All {len(s.ledgers)} nodes report the same balances, slashes and "
+                          "rewards.", "bold green"))
+    elif s.ledgers:
+        parts.append(Text("The nodes do not (yet) report the same balances.", "bold yellow"))
     return Group(*parts)
 
 
@@ -406,4 +434,11 @@ def check_done(o: Outcome) -> Done:
                 f"{n} {short(h)}/{short(f)}" for n, (h, f) in sorted(answered.items())))
         elif any(h != f for h, f in answered.values()):
             missing.append("the head is not final yet")
+    ledgers = {n: v for n, v in o.ledgers.items() if v is not None}
+    if len(set(ledgers.values())) > 1:
+        groups: dict[str, list[str]] = {}
+        for name, value in sorted(ledgers.items()):
+            groups.setdefault(value, []).append(name)
+        missing.append("the nodes report different balances: " + " | ".join(
+            ", ".join(names) for names in sorted(groups.values())))
     return Done(ok=not missing, missing=tuple(missing))

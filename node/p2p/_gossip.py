@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -242,6 +243,11 @@ class Gossip:
             # would turn that wait into a rejection (and cache it). Ours bounds the app's part.
             validation_timeout=math.inf,
         )
+        # Sequence numbers from the clock in nanoseconds: py-libp2p 0.8.1 starts them at
+        # int(time.time()) (seconds) and gossipsub drops a message whose (origin, seqno) it has
+        # seen with other content as "equivocation", so a node restarted within N seconds of
+        # publishing N messages would have its next ones silently dropped by every peer.
+        self.pubsub.counter = max(getattr(self.pubsub, "counter", 0), time.time_ns())
         self.pubsub.peer_queues = _PeerQueues(config.gossip_queue_capacity)
         self.subscriptions: dict[str, Subscription] = {}
         self._verdicts: dict[bytes, _Verdict] = {}

@@ -100,7 +100,11 @@ class SignedObject(PoiObject):
         wire_header(cls.TYPE, checked, cls.TYPE, cls.VERSION)
         body = dict(checked)
         sig = check_bytes(f"{cls.TYPE}.sig", body.pop("sig"), length=SIGNATURE_BYTES)
-        return dataclasses.replace(cls.from_body(body), sig=sig)  # type: ignore[type-var]
+        obj = cls.from_body(body)
+        # Setting the checked signature in place, not by dataclasses.replace: replace would
+        # build and validate the object a second time (a third of decoding an attestation).
+        object.__setattr__(obj, "sig", sig)
+        return obj
 
     def signed(self, key: SigningKey) -> Self:
         """A copy carrying ``key``'s signature; ``key`` must be the object's signer."""
