@@ -31,6 +31,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from dag.store import Store
 from node.bundle import encode_bundle
 from node.p2p import P2PConfig, open_p2p, quiet_libp2p_logging
 from node.topics import pack_bundles, topic
+from protocol.cid import CID
 from protocol.keys import verify
 from protocol.objects import Attestation, Blob, Claim, Commit, Tree, TreeEntry
 from tests.node_support import (
@@ -179,6 +182,20 @@ def ed25519_bound(atts: list[Attestation], threads: int) -> float:
     return best
 
 
+@asynccontextmanager
+async def attestation_publisher(addr: str, peer_id: str, target: CID
+                                ) -> AsyncIterator[tuple[Any, str]]:
+    """An in-process libp2p peer connected to one node (``addr``, ``peer_id``) only; yields it
+    and the target's attestations topic once the node is subscribed to that topic."""
+    config = P2PConfig(key=key_for("bench-attester"), peer_exchange=False, bootstrap=(addr,))
+    async with open_p2p(config) as p2p:
+        name = topic(target, "attestations")
+        with trio.fail_after(60):
+            while peer_id not in p2p.topic_peers(name):
+                await trio.sleep(0.05)
+        yield p2p, name
+
+
 def ingest(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     genesis = make_test_genesis(root, epoch_seconds=3600, validators=args.validators)
     feed = Feed(genesis)
@@ -200,13 +217,8 @@ def ingest(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         first_sent: list[int] = []
 
         async def publish() -> None:
-            config = P2PConfig(key=key_for("bench-attester"), peer_exchange=False,
-                               bootstrap=(node.addr,))
-            async with open_p2p(config) as p2p:
-                name = topic(genesis.target.cid, "attestations")
-                with trio.fail_after(60):
-                    while node.peer_id not in p2p.topic_peers(name):
-                        await trio.sleep(0.05)
+            async with attestation_publisher(node.addr, node.peer_id,
+                                             genesis.target.cid) as (p2p, name):
                 first_sent.append(time.time_ns())
                 for bundle in bundles:
                     await p2p.publish(name, bundle)
@@ -261,6 +273,17 @@ def build_dag(genesis: Any, count: int, seed: int = 7) -> list[Commit]:
     return commits
 
 
+def fill_store(path: Path, objects: list[Any]) -> None:
+    """Put ``objects`` (each after what it depends on) straight into a node's SQLite store,
+    1000 per transaction; the node must not be running."""
+    store = Store(path)
+    try:
+        for i in range(0, len(objects), 1000):
+            store.put_many(objects[i:i + 1000])
+    finally:
+        store.close()
+
+
 def sync(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     genesis = make_test_genesis(root, epoch_seconds=3600)
     started = time.perf_counter()
@@ -269,11 +292,7 @@ def sync(root: Path, args: argparse.Namespace) -> dict[str, Any]:
           flush=True)
     with NodeCluster(root, genesis) as cluster:
         source = cluster.add("source", start=False)
-        store = Store(source.store_path)
-        store.put_many(genesis.objects())
-        for i in range(0, len(commits), 1000):
-            store.put_many(commits[i:i + 1000])
-        store.close()
+        fill_store(source.store_path, [*genesis.objects(), *commits])
         source.start()
         loaded = time.monotonic()
         source.wait_ready(timeout=300)

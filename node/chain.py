@@ -15,6 +15,7 @@ that order after a restart and reaches the same state as a node that saw everyth
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -62,17 +63,22 @@ class ChainStep:
     """One commit of the canonical chain with its verified speed-up.
 
     ``ratio_ppm`` is the stake-weighted median ratio candidate/parent of the accepted verdicts
-    (lower is faster); ``cumulative_ppm`` multiplies the ratios from the target to here, so
-    ``PPM / cumulative_ppm`` is the speed-up over the baseline.
+    (lower is faster); ``cumulative_ppm`` is the product of the ratios from the target to here
+    (rounded, never below 1 ppm) and ``speedup`` its inverse, the speed-up over the baseline,
+    computed from the unrounded product: a long chain's product goes below 1 ppm (0.95 per step
+    does after 270 steps), where a ppm integer would divide by zero.
     """
 
     commit: CID
     ratio_ppm: int | None
     cumulative_ppm: int
     final: bool
+    speedup: float = 1.0
 
 
 Listener = Callable[[str, dict], None]
+MAX_LOG_SPEEDUP = 700.0
+"""Speed-ups are reported up to e^700 (≈ 10^304), so they stay finite JSON numbers."""
 """Receives (event kind, payload) for the event stream: commit, attestation, head, final,
 slashing."""
 
@@ -103,6 +109,11 @@ class TargetChain:
         self._head: CID = self.cid
         self._finalized: CID = self.cid
         self._slashed: set[tuple[bytes, str, bytes]] = set()
+        self.view_version = 0
+        """Bumped whenever what the HTTP API shows of this target may have changed (a commit,
+        a verdict, evidence, a challenge or ruling, an equivocation, a new epoch, a new head or
+        finality) but not for a head vote that moves neither: answers built from the chain can
+        be cached under it, so a stream of votes does not make every query rebuild them."""
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -131,6 +142,7 @@ class TargetChain:
             return
         self.index.add(commit.cid, commit.parents)
         self.fork_choice.add_commit(CommitInput(commit.cid, tuple(commit.parents)))
+        self.view_version += 1
         if notify:
             self._emit("commit", {"cid": str(commit.cid),
                                   "parents": [str(p) for p in commit.parents],
@@ -140,8 +152,12 @@ class TargetChain:
         """A validated attestation whose commits are known. Raises `ForkChoiceError` for one
         that can never count (the caller rejects it); an equivocation is recorded, not
         raised."""
+        equivocators = self.fork_choice.equivocator_count
         self.fork_choice.add_attestation(vote_input(attestation))
         self.ledger.apply_attestation(attestation)
+        if attestation.verdict is not None or \
+                self.fork_choice.equivocator_count != equivocators:
+            self.view_version += 1
         if notify:
             verdict = attestation.verdict
             self._emit("attestation", {
@@ -154,6 +170,7 @@ class TargetChain:
         """Valid evidence: the offender's weight leaves fork choice at once."""
         self.fork_choice.mark_equivocator(evidence.offender)
         self.ledger.apply_evidence(evidence)
+        self.view_version += 1
         if notify:
             self._emit("evidence", {"cid": str(evidence.cid),
                                     "offender": evidence.offender.hex()})
@@ -161,11 +178,13 @@ class TargetChain:
 
     def on_challenge(self, challenge: Challenge, *, notify: bool = True) -> None:
         self.ledger.apply_challenge(challenge)
+        self.view_version += 1
         if notify:
             self._emit("challenge", {"cid": str(challenge.cid)})
 
     def on_ruling(self, ruling: Ruling, *, notify: bool = True) -> None:
         self.ledger.apply_ruling(ruling)
+        self.view_version += 1
         self._report_slashes(notify)
 
     def tick(self, now_ms: int) -> bool:
@@ -176,6 +195,7 @@ class TargetChain:
             return False
         self.epoch = epoch
         self.fork_choice.set_stakes(self.ledger.stakes_at(epoch))
+        self.view_version += 1
         return True
 
     def update(self, *, notify: bool = True) -> HeadUpdate:
@@ -191,6 +211,8 @@ class TargetChain:
         if notify and update.finalized != self._finalized:
             self._emit("final", {"finalized": str(update.finalized),
                                  "newly": [str(c) for c in update.newly_finalized]})
+        if (update.head, update.finalized) != (self._head, self._finalized):
+            self.view_version += 1
         self._head, self._finalized = update.head, update.finalized
         self._report_slashes(notify)
         return update
@@ -247,20 +269,23 @@ class TargetChain:
     def canonical_chain(self) -> list[ChainStep]:
         """Target → head along the canonical chain, each step with its verified ratio."""
         steps: list[ChainStep] = []
-        cumulative = PPM
+        log_product = 0.0  # a sum of logs: a product of thousands of ratios would underflow
         for cid in self.fork_choice.canonical_chain():
             if cid == self.cid:
                 continue
             ratio = self.verified_ratio(cid)
             if ratio is not None:
-                cumulative = cumulative * ratio // PPM
-            steps.append(ChainStep(cid, ratio, cumulative, self.fork_choice.is_final(cid)))
+                log_product += math.log(ratio / PPM)
+            steps.append(ChainStep(
+                cid, ratio, max(1, round(PPM * math.exp(log_product))),
+                self.fork_choice.is_final(cid),
+                math.exp(min(-log_product, MAX_LOG_SPEEDUP))))
         return steps
 
     def speedup(self) -> float:
         """Baseline time over head time along the canonical chain (1.0 at genesis)."""
         steps = self.canonical_chain()
-        return PPM / steps[-1].cumulative_ppm if steps else 1.0
+        return steps[-1].speedup if steps else 1.0
 
     # -- events out ---------------------------------------------------------------------------
     def _report_slashes(self, notify: bool) -> None:

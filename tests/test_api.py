@@ -450,3 +450,28 @@ def test_patch_of_a_commit_without_its_content_fetches_it_or_says_what_is_missin
     assert patch.status_code == 200 and "+    radix8(v);" in patch.text
     changed = next(b for b in blobs if b"radix8" in b.data)
     assert asked == [[str(tree.cid)], [str(changed.cid)]]  # the tree, then only what differs
+
+
+def test_chain_and_dag_answers_are_rebuilt_only_when_the_view_version_moves():
+    from node.api.app import NodeView
+
+    @dataclasses.dataclass
+    class Chain:
+        cid: CID
+        view_version: int = 0
+
+    view = NodeView(node=None)
+    chain = Chain(ex.target().cid)
+    builds = []
+
+    def build():
+        builds.append(chain.view_version)
+        return {"version": chain.view_version}
+
+    first = view.cached_json("chain", chain, build)
+    assert view.cached_json("chain", chain, build) == first == b'{"version":0}'
+    assert view.cached_json("dag", chain, build, 0, 10) == first  # another question: built
+    assert len(builds) == 2
+    chain.view_version += 1
+    assert view.cached_json("chain", chain, build) == b'{"version":1}'
+    assert len(builds) == 3

@@ -119,3 +119,51 @@ def test_pending_with_minority_and_equivocator_loses_weight(tmp_path):
                          "offender": liar.key.public_key.hex()}) in events
     store.close()
 
+
+
+def test_a_long_chain_reports_a_finite_speedup_past_one_ppm(tmp_path):
+    """0.95 per step takes the product below 1 ppm after 270 steps: the speed-up must stay
+    the product's inverse, not a division by a ppm integer that reached zero."""
+    target = ex.target()
+    store = Store(tmp_path / "s.db")
+    store.put(target)
+    chain = TargetChain(store, target)
+    chain.tick(T0)
+    verifiers = [Verifier(i) for i in range(4)]
+    parent, objects = target.cid, []
+    for n in range(300):
+        commit = make_commit(parent, message=f"step {n}")
+        objects.append(commit)
+        objects.extend(v.attest(commit, verdict(commit, "improved", 950_000)) for v in verifiers)
+        parent = commit.cid
+    put_all(store, chain, objects)
+    steps = chain.canonical_chain()
+    assert len(steps) == 300 and all(s.ratio_ppm == 950_000 for s in steps)
+    assert steps[99].cumulative_ppm == round(PPM * 0.95 ** 100)
+    assert steps[-1].cumulative_ppm == 1  # rounded, never below 1 ppm
+    assert abs(chain.speedup() / 0.95 ** -300 - 1) < 1e-9
+    store.close()
+
+
+def test_view_version_moves_with_what_queries_show_not_with_every_head_vote(tmp_path):
+    target = ex.target()
+    store = Store(tmp_path / "s.db")
+    store.put(target)
+    chain = TargetChain(store, target)
+    chain.tick(T0)
+    verifiers = [Verifier(i) for i in range(4)]
+    commit = make_commit(target.cid)
+    version = chain.view_version
+    put_all(store, chain, [commit])
+    assert chain.view_version > version  # a new commit
+    version = chain.view_version
+    put_all(store, chain, [verifiers[0].attest(commit, verdict(commit, "improved"))])
+    assert chain.view_version > version  # a verdict
+    put_all(store, chain, [v.attest(commit, verdict(commit, "improved"))
+                           for v in verifiers[1:]])
+    put_all(store, chain, [v.attest(commit) for v in verifiers])  # votes make it head, final
+    assert chain.head == commit.cid
+    version = chain.view_version
+    put_all(store, chain, [v.attest(commit) for v in verifiers])  # votes that move nothing
+    assert chain.view_version == version
+    store.close()

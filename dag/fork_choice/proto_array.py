@@ -412,6 +412,11 @@ class ProtoArrayForkChoice:
     def equivocators(self) -> frozenset[VerifierId]:
         return frozenset(self._equivocators)
 
+    @property
+    def equivocator_count(self) -> int:
+        """How many equivocators are known (cheap, unlike copying the set)."""
+        return len(self._equivocators)
+
     def is_accepted(self, commit: CommitId) -> bool:
         return self._record(commit).accepted
 

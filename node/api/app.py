@@ -35,7 +35,6 @@ from node.bundle import MAX_BUNDLE_BYTES, BundleError, decode_bundle
 from node.chain import CommitStatus, TargetChain
 from node.events import EVENT_KINDS
 from protocol.cid import CID
-from protocol.constants import PPM
 from protocol.errors import CIDError, ProtocolError
 from protocol.objects import Attestation, Commit
 from verifier.candidates import CandidateError, workspace_from_store
@@ -53,6 +52,8 @@ MAX_JSON_BYTES = 1 << 20
 """Largest JSON body (a patch) accepted."""
 DAG_PAGE_DEFAULT = 1000
 DAG_PAGE_MAX = 10_000
+CACHED_ANSWERS = 64
+"""Built chain and DAG-page answers kept per node (`NodeView.cached_json`), newest last."""
 PATCH_FETCH_TIMEOUT_S = 10.0
 """How long ``/patch`` waits for peers to send a tree or blobs this node lacks."""
 COMMIT_CACHE_MAX = 200_000
@@ -104,6 +105,25 @@ class NodeView:
         self.node = node
         self._commits: dict[CID, Commit] = {}
         self._summaries: dict[CID, dict[str, Any]] = {}
+        self._answers: dict[tuple, tuple[int, bytes]] = {}
+
+    def cached_json(self, what: str, chain: TargetChain, build: Callable[[], Any],
+                    *params: Any) -> bytes:
+        """``build()`` as JSON bytes, reused while the chain's ``view_version`` stays the same:
+        the chain and DAG pages cost milliseconds to build and serialise, and a busy node gets
+        many identical queries between two changes (head votes alone do not change them)."""
+        version = getattr(chain, "view_version", None)
+        key = (what, chain.cid, params)
+        hit = self._answers.get(key)
+        if hit is not None and version is not None and hit[0] == version:
+            return hit[1]
+        body = _json_bytes(build())
+        if version is not None:
+            self._answers.pop(key, None)
+            self._answers[key] = (version, body)
+            while len(self._answers) > CACHED_ANSWERS:
+                self._answers.pop(next(iter(self._answers)))
+        return body
 
     @property
     def store(self) -> Any:
@@ -243,9 +263,9 @@ class NodeView:
                 "cid": summary["cid"], "message": summary["message"],
                 "author": summary["author"], "time_ms": summary["time_ms"],
                 "ratio_ppm": step.ratio_ppm, "cumulative_ppm": step.cumulative_ppm,
-                "speedup": PPM / step.cumulative_ppm, "final": step.final,
+                "speedup": step.speedup, "final": step.final,
             })
-        speedup = PPM / steps[-1]["cumulative_ppm"] if steps else 1.0
+        speedup = steps[-1]["speedup"] if steps else 1.0
         return {"target": str(chain.cid), "speedup": speedup, "steps": steps}
 
     def dag(self, chain: TargetChain, since: int, limit: int) -> dict[str, Any]:
@@ -431,7 +451,8 @@ def create_app(node: Any, *, max_bundle_bytes: int = MAX_BUNDLE_BYTES,
              responses=_errors(400, 404), tags=["targets"])
     async def canonical(target: TargetPath) -> Response:
         """The canonical chain, each step with its verified ratio and cumulative speed-up."""
-        return _fast_json(view.canonical(view.chain(target)))
+        chain = view.chain(target)
+        return _fast_json(view.cached_json("chain", chain, lambda: view.canonical(chain)))
 
     @app.get("/v1/targets/{target}/dag", response_model=m.DagPage, responses=_errors(400, 404),
              tags=["targets"])
@@ -440,7 +461,9 @@ def create_app(node: Any, *, max_bundle_bytes: int = MAX_BUNDLE_BYTES,
                                      "order); pass the previous page's `next`."),
                   limit: int = Query(DAG_PAGE_DEFAULT, ge=1, le=DAG_PAGE_MAX)) -> Response:
         """The DAG as nodes and edges, in arrival order (parents before children)."""
-        return _fast_json(view.dag(view.chain(target), since, limit))
+        chain = view.chain(target)
+        return _fast_json(view.cached_json("dag", chain, lambda: view.dag(chain, since, limit),
+                                           since, limit))
 
     @app.get("/v1/targets/{target}/stakes", response_model=m.Stakes,
              responses=_errors(400, 404), tags=["targets"])
@@ -602,11 +625,14 @@ def create_app(node: Any, *, max_bundle_bytes: int = MAX_BUNDLE_BYTES,
     return app
 
 
-def _fast_json(content: Any) -> Response:
+def _json_bytes(content: Any) -> bytes:
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _fast_json(body: bytes) -> Response:
     """Plain JSON for the large, hot answers (the DAG, the chain): FastAPI validates a returned
     dict against the route's response model, which costs more than building it; these dicts
     are built to the model's shape, which the API tests and schemathesis check."""
-    body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(body, media_type="application/json")
 
 

@@ -101,7 +101,7 @@ class NodeCollector(Collector):
                 "finalized_length": sum(1 for s in steps if s.final),
                 "accepted_commits": len(fork_choice.accepted()) - 1,  # the target itself
                 "rejected_commits": len(fork_choice.rejected()),
-                "speedup": 1_000_000 / steps[-1].cumulative_ppm if steps else 1.0,
+                "speedup": steps[-1].speedup if steps else 1.0,
                 "active_stake": fork_choice.total_active_stake(),
                 "equivocators": len(fork_choice.equivocators()),
                 "epoch": chain.epoch,

@@ -122,8 +122,10 @@ class ChainStepInfo(BaseModel):
     author: str
     time_ms: int
     ratio_ppm: int | None = Field(description="Verified ratio of this step over its parent.")
-    cumulative_ppm: int = Field(description="Product of the ratios from the target to here.")
-    speedup: float = Field(description="Baseline time over this commit's time.")
+    cumulative_ppm: int = Field(description="Product of the ratios from the target to here, "
+                                "in ppm, rounded, at least 1.")
+    speedup: float = Field(description="Baseline time over this commit's time (the inverse "
+                           "of the unrounded product).")
     final: bool
 
 
