@@ -16,6 +16,11 @@ alternating between two candidates so both see the same machine conditions:
   gain; the median measured ratio over all its trials is printed beside it, because the power
   is only meaningful next to the gain it was measured at.
 
+The power goal names a true 2% gain, which no example patch has exactly: the null trials'
+own measured pairs, with every candidate time multiplied by 0.98, are run through the same
+statistics (a true 2% gain under the noise this machine produced in the same run, no model of
+the noise assumed); that share of ``improved`` is the power the goal is checked against.
+
 Overhead: the pipeline's wall time per evaluation (scope check, cached builds, gate, benchmark
 phase) divided by the wall time of the benchmark processes themselves in the same evaluation
 (``Evaluation.bench_run_s``, sandbox start-up included), and, separately, the benchmark phase
@@ -44,6 +49,7 @@ from dag.workspace import blob_reader  # noqa: E402
 from verifier.candidates import read_patch, workspace_from_tree, workspace_with_patch  # noqa: E402
 from verifier.local import LOCAL_VALIDATOR  # noqa: E402
 from verifier.pipeline import Pipeline  # noqa: E402
+from verifier.stats import estimate_for_target  # noqa: E402
 
 PLONKY3 = ROOT / "examples" / "plonky3"
 GOOD_PATCH = PLONKY3 / "patches" / "good" / "01-twiddle-cache.patch"
@@ -52,6 +58,8 @@ NULL_FILE = "dft/src/lib.rs"
 GOAL_FALSE_ACCEPT = 0.01
 GOAL_POWER = 0.95
 GOAL_OVERHEAD = 1.10
+SHIFT_GAIN = 0.02
+"""The true gain the power goal names: applied to the null trials' measurements."""
 
 
 def null_patch_text() -> str:
@@ -88,6 +96,19 @@ def sandbox_cost(pipeline: Pipeline, build, runs: int) -> tuple[float, float]:
     return statistics.median(direct), statistics.median(boxed)
 
 
+def power_at_true_gain(trials: list[list[tuple[int, int]]], gain: float, target) -> int:
+    """How many of ``trials`` (the null candidate's measured pairs: identical code, so real
+    noise and no effect) the pipeline's own statistics call ``improved`` once every candidate
+    time is multiplied by ``1 - gain``: the power at exactly that true gain, under the noise
+    this machine actually produced (no model of the noise assumed)."""
+    improved = 0
+    for pairs in trials:
+        shifted = [(parent, max(1, round(candidate * (1 - gain)))) for parent, candidate in pairs]
+        if estimate_for_target(shifted, target.stats, target.direction).improved:
+            improved += 1
+    return improved
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=100, help="trials per candidate")
@@ -114,6 +135,7 @@ def main() -> int:
 
     results: dict[str, list[str]] = {"null": [], "good": []}
     ratios: dict[str, list[float]] = {"null": [], "good": []}
+    null_pairs: list[list[tuple[int, int]]] = []
     overhead_all, overhead_bench = [], []
     started_all = time.monotonic()
     for trial in range(args.trials):
@@ -124,6 +146,8 @@ def main() -> int:
             results[name].append(ev.result)
             if ev.estimate is not None:
                 ratios[name].append(ev.estimate.ratio_ppm / 1e6)
+                if name == "null":
+                    null_pairs.append(list(ev.pairs_ns))
             if ev.bench_run_s:
                 overhead_all.append(wall / ev.bench_run_s)
                 overhead_bench.append(ev.bench_phase_s / ev.bench_run_s)
@@ -151,8 +175,13 @@ def main() -> int:
     print(f"   power              {power}/{n} = {power / n:.3f}  (95% CI {pw_lo:.3f}–{pw_hi:.3f})"
           f"  at the measured gain: median ratio {good_ratio:.4f} "
           f"({(1 - good_ratio) * 100:+.1f}% faster); null median ratio {null_ratio:.4f}")
+    shifted = power_at_true_gain(null_pairs, SHIFT_GAIN, target)
+    sh_lo, sh_hi = wilson(shifted, len(null_pairs))
+    print(f"   power at a true {SHIFT_GAIN:.0%} gain  {shifted}/{len(null_pairs)} = "
+          f"{shifted / max(1, len(null_pairs)):.3f}  (95% CI {sh_lo:.3f}–{sh_hi:.3f}): the null "
+          f"trials' own pairs, candidate times x {1 - SHIFT_GAIN:.2f}, same statistics")
     print(f"   power goal ≥ {GOAL_POWER:.2f} for a true 2% gain: "
-          f"{'ok' if power / n >= GOAL_POWER else 'MISSED'} (measured at the gain above)")
+          f"{'ok' if shifted / max(1, len(null_pairs)) >= GOAL_POWER else 'MISSED'}")
     med_all = statistics.median(overhead_all)
     med_bench = statistics.median(overhead_bench)
     print(f"   overhead: evaluation wall / benchmark process time  median {med_all:.3f}  "

@@ -376,6 +376,22 @@ class Store:
             "(SELECT cid FROM pending)").fetchall()
         return [CID(row[0]) for row in rows]
 
+    def evict_pending(self, *, older_than_ms: int, keep: int) -> int:
+        """Drop pending objects held since before ``older_than_ms``, then all but the newest
+        ``keep``; returns how many were dropped. Pending objects are whatever peers sent
+        ahead of their dependencies, so without a bound a peer could fill the disk with
+        objects whose parents never come. Dropping one loses nothing the DAG holds: if its
+        dependencies turn up, sync fetches it again from whoever stored it."""
+        with self._write_lock, self._transaction() as cur:
+            doomed = [row[0] for row in cur.execute(
+                "SELECT cid FROM pending WHERE since_ms < ?", (older_than_ms,))]
+            doomed += [row[0] for row in cur.execute(
+                "SELECT cid FROM pending WHERE since_ms >= ? ORDER BY since_ms DESC, cid "
+                "LIMIT -1 OFFSET ?", (older_than_ms, max(0, keep)))]
+            cur.executemany("DELETE FROM pending WHERE cid=?", [(c,) for c in doomed])
+            cur.executemany("DELETE FROM pending_deps WHERE cid=?", [(c,) for c in doomed])
+        return len(doomed)
+
     def pending_count(self) -> int:
         return self._reader.execute("SELECT count(*) FROM pending").fetchone()[0]
 

@@ -263,7 +263,12 @@ class TargetChain:
         return Tally(improved, against, neutral, len(latest))
 
     def verified_ratio(self, commit: CID) -> int | None:
-        """The stake-weighted median ratio of the verdicts fork choice counted (ppm)."""
+        """The stake-weighted median ratio of the verdicts fork choice counted (ppm), once
+        the commit is accepted; None before, and for a rejected commit: there the only
+        `improved` verdicts are those the network overruled (a lying verifier's claim on a
+        gate-failing commit must not read as a verified speed-up)."""
+        if not (self.fork_choice.is_accepted(commit) or self.fork_choice.is_final(commit)):
+            return None
         return self.fork_choice.improvement_ratio(commit)
 
     def canonical_chain(self) -> list[ChainStep]:

@@ -21,6 +21,7 @@ DAG), ``keys/``, ``slashing-protection.sqlite``, ``config.toml``, ``status.json`
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import inspect
@@ -79,6 +80,11 @@ STATUS_NAME = "status.json"
 SLASHING_PROTECTION_NAME = "slashing-protection.sqlite"
 TICK_S = 0.5
 """How often the epoch clock is checked."""
+PENDING_TTL_S = 3600
+"""Pending objects (waiting for dependencies) are dropped after an hour ..."""
+MAX_PENDING = 100_000
+"""... or beyond this many, the oldest first (node/runtime.py ``_evict_pending``)."""
+PENDING_SWEEP_S = 60.0
 COUNTED_KINDS = {"commit": "commits", "attestation": "attestations", "evidence": "evidence",
                  "challenge": "challenges"}
 """Object type -> the per-target count the status reports."""
@@ -153,6 +159,7 @@ class Node:
         self._object_total: int | None = None
         """Objects in the store: counted once at load, then kept from what ingest admits
         (counting the table is a scan of every object, too slow for every status write)."""
+        self.pending_evicted = 0
         self._last_status = ""
         self.publish_stats = {"gossip_own_messages_total": 0, "gossip_own_errors_total": 0}
 
@@ -239,7 +246,17 @@ class Node:
             "uptime_s": round(time.monotonic() - self._started, 3),
             "http_url": self.http_url,
             "version": VERSION,
+            "proposer": self._proposer_status(),
         }
+
+    def _proposer_status(self) -> dict[str, Any] | None:
+        """The proposer role's own account (state, strategy, best commit...), when it runs."""
+        if self.proposer is None:
+            return None
+        try:
+            return dict(self.proposer.status())
+        except Exception as exc:  # a status must never take the node's status down with it
+            return {"state": f"unknown: {exc}"}
 
     def stats(self) -> dict[str, int | float]:
         out: dict[str, int | float] = {}
@@ -254,6 +271,7 @@ class Node:
             self._object_total = self.store.count()
         out["store_objects"] = self._object_total
         out["store_pending"] = self.store.pending_count()
+        out["store_pending_evicted_total"] = self.pending_evicted
         out["events_subscribers"] = self.events.subscriber_count
         out["uptime_seconds"] = round(time.monotonic() - self._started, 3)
         return out
@@ -448,6 +466,23 @@ class Node:
                     self.ingest.update(chain)
             await trio.sleep(TICK_S)
 
+    async def _evict_pending(self) -> None:
+        """Bound what peers can make the node hold pending (``Store.evict_pending`` says why
+        nothing is lost)."""
+        while True:
+            await trio.sleep(PENDING_SWEEP_S)
+            try:
+                dropped = await trio.to_thread.run_sync(functools.partial(
+                    self.store.evict_pending,
+                    older_than_ms=self.now_ms() - PENDING_TTL_S * 1000, keep=MAX_PENDING))
+            except Exception as exc:  # the disk; the next sweep tries again
+                log.warning("evicting pending objects failed: %s", exc)
+                continue
+            if dropped:
+                self.pending_evicted += dropped
+                log.info("dropped %d pending object(s) held over %d s or beyond %d",
+                         dropped, PENDING_TTL_S, MAX_PENDING)
+
     def status_document(self) -> dict[str, Any]:
         mesh = {}
         if self.p2p is not None:
@@ -514,6 +549,7 @@ class Node:
                 nursery.start_soon(self.sync.run)
                 nursery.start_soon(self._tick)
                 nursery.start_soon(self._status_loop)
+                nursery.start_soon(self._evict_pending)
                 if self.config.http.enabled:
                     try:
                         self.http_url = await nursery.start(self._serve_http)

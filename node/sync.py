@@ -422,8 +422,10 @@ class Sync:
             await self._missing_wake.wait()
             self._missing_wake = trio.Event()
             now = trio.current_time()
-            missing = {c for c in self.store.missing()
-                       if self._retry.get(c, (0.0, 0.0))[0] <= now}
+            wanted = set(self.store.missing())
+            for cid in [c for c in self._retry if c not in wanted]:
+                del self._retry[cid]  # stored meanwhile, or its waiters were evicted
+            missing = {c for c in wanted if self._retry.get(c, (0.0, 0.0))[0] <= now}
             if not missing:
                 continue
             try:

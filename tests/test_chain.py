@@ -167,3 +167,26 @@ def test_view_version_moves_with_what_queries_show_not_with_every_head_vote(tmp_
     put_all(store, chain, [v.attest(commit) for v in verifiers])  # votes that move nothing
     assert chain.view_version == version
     store.close()
+
+
+def test_a_verified_ratio_exists_only_once_the_commit_is_accepted(tmp_path):
+    target = ex.target()
+    store = Store(tmp_path / "s.db")
+    store.put(target)
+    chain = TargetChain(store, target)
+    chain.tick(T0)
+    liar, *honest = [Verifier(i) for i in range(4)]  # the liar has the smallest stake
+    bad = make_commit(target.cid, message="gate-failing")
+    put_all(store, chain, [bad, liar.attest(bad, verdict(bad, "improved", 800_000))])
+    assert chain.status(bad.cid) == CommitStatus.PENDING
+    assert chain.fork_choice.improvement_ratio(bad.cid) == 800_000
+    assert chain.verified_ratio(bad.cid) is None  # one unconfirmed claim is not verified
+    put_all(store, chain, [v.attest(bad, verdict(bad, "gate_failed")) for v in honest])
+    assert chain.status(bad.cid) == CommitStatus.REJECTED
+    assert chain.verified_ratio(bad.cid) is None  # nor is a claim the network overruled
+    good = make_commit(target.cid, message="good")
+    put_all(store, chain, [good, *(v.attest(good, verdict(good, "improved", 900_000))
+                                   for v in honest)])
+    assert chain.status(good.cid) in (CommitStatus.ACCEPTED, CommitStatus.FINAL)
+    assert chain.verified_ratio(good.cid) == 900_000
+    store.close()

@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from node.api import serve_api
+from node.api.models import ProposerStatus
 from proposer.role import ProposerRole
 from proposer.strategies.patches import PatchStrategy
 from protocol import examples
@@ -147,6 +148,8 @@ def test_role_publishes_at_once_follows_the_head_and_takes_submitted_patches(tmp
     assert (tmp_path / "proposer" / "inbox" / "inbox-0001.patch").exists()
     status = role.status()
     assert status["published"] == [str(c) for c in role.published] and status["rebases"] == 1
+    # what a node's /v1/status reports of its proposer matches the API's schema
+    assert ProposerStatus.model_validate(status).state == role.state
 
 
 def test_role_reports_a_head_it_cannot_get_instead_of_crashing_the_node(tmp_path):

@@ -219,3 +219,25 @@ def test_arrival_pages_counts_and_has_many(store):
     asked = [c1.cid, c2.cid, orphan.cid, make_commit(target, [c2.cid], 4).cid]
     assert store.has_many(asked) == {c1.cid, c2.cid}
     assert store.has_many(asked, pending=True) == {c1.cid, c2.cid, orphan.cid}
+
+
+def test_evicting_pending_objects_by_age_and_count_keeps_the_dag_and_what_waits_on_them(store):
+    target = examples.target()
+    store.put(target)
+    lost = make_commit(target, [target.cid], 1)  # never arrives
+    waiting = [make_commit(target, [lost.cid], n) for n in range(2, 6)]
+    for n, commit in enumerate(waiting):
+        assert store.put(commit).status == "pending"
+        # held since 1, 2, 3 and 4 seconds after the epoch
+        store._writer.execute("UPDATE pending SET since_ms=? WHERE cid=?",
+                              (1_000 * (n + 1), bytes(commit.cid)))
+    stored = make_commit(target, [target.cid], 9)
+    store.put(stored)
+    assert store.evict_pending(older_than_ms=2_500, keep=10) == 2  # the two oldest
+    assert store.pending_count() == 2 and store.missing() == [lost.cid]
+    assert store.evict_pending(older_than_ms=0, keep=1) == 1  # beyond the newest one
+    assert [c for c in waiting if store.is_pending(c.cid)] == [waiting[-1]]
+    assert store.has(stored.cid) and store.check_integrity() == []
+    # the survivor is still released when its dependency turns up
+    assert store.put(lost).released == [waiting[-1].cid]
+    assert store.pending_count() == 0 and store.missing() == []

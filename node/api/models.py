@@ -14,6 +14,19 @@ class ErrorBody(BaseModel):
     error: str = Field(description="What was wrong, in words a user can act on.")
 
 
+class ProposerStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    state: str = Field(description="starting, experimenting, idle, or error: …")
+    strategy: str | None = None
+    best: str | None = Field(None, description="The commit the proposer builds on.")
+    iteration: int | None = None
+    queued_patches: int | None = None
+    published: list[str] = Field(default_factory=list)
+    rebases: int | None = None
+    stop_reason: str | None = None
+
+
 class NodeStatus(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -30,6 +43,8 @@ class NodeStatus(BaseModel):
     uptime_s: float
     http_url: str | None
     version: str
+    proposer: ProposerStatus | None = Field(
+        None, description="The proposer role, when this node runs one.")
 
 
 class ValidatorInfo(BaseModel):
@@ -142,7 +157,9 @@ class DagNode(BaseModel):
     message: str
     author: str
     time_ms: int
-    ratio_ppm: int | None = Field(description="Verified ratio (null until verdicts count).")
+    ratio_ppm: int | None = Field(description="Verified ratio: the stake-weighted median of "
+                                  "the improved verdicts once the commit is accepted (null "
+                                  "while pending and for a rejected commit).")
     claim_ratio_ppm: int
     on_chain: bool
 
