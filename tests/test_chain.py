@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from dag.store import Store
 from node.chain import CommitStatus, TargetChain
 from protocol import examples as ex
@@ -43,6 +45,17 @@ class Verifier:
         return att
 
 
+@pytest.fixture
+def started(tmp_path):
+    """The example target in a fresh store and its chain (not yet ticked to an epoch)."""
+    target = ex.target()
+    store = Store(tmp_path / "s.db")
+    store.put(target)
+    chain = TargetChain(store, target)
+    yield target, store, chain
+    store.close()
+
+
 def put_all(store, chain, objects):
     for obj in objects:
         assert store.put(obj).status in ("stored", "exists"), obj
@@ -55,11 +68,8 @@ def put_all(store, chain, objects):
     chain.update()
 
 
-def test_accept_finalize_reject_and_replay(tmp_path):
-    target = ex.target()
-    store = Store(tmp_path / "s.db")
-    store.put(target)
-    chain = TargetChain(store, target)
+def test_accept_finalize_reject_and_replay(started):
+    target, store, chain = started
     events = []
     chain.listeners.append(lambda kind, data: events.append(kind))
     chain.tick(T0)
@@ -92,14 +102,10 @@ def test_accept_finalize_reject_and_replay(tmp_path):
     assert replayed.head == chain.head and replayed.finalized == chain.finalized
     assert replayed.status(bad.cid) == CommitStatus.REJECTED
     assert replayed.canonical_chain() == steps
-    store.close()
 
 
-def test_pending_with_minority_and_equivocator_loses_weight(tmp_path):
-    target = ex.target()
-    store = Store(tmp_path / "s.db")
-    store.put(target)
-    chain = TargetChain(store, target)
+def test_pending_with_minority_and_equivocator_loses_weight(started):
+    target, store, chain = started
     chain.tick(T0)
     c = make_commit(target.cid)
     liar = Verifier(0)  # the smallest stake (100 of 1000)
@@ -117,17 +123,13 @@ def test_pending_with_minority_and_equivocator_loses_weight(tmp_path):
     assert chain.tally(c.cid).total == 0
     assert ("evidence", {"target": str(target.cid), "cid": str(evidence.cid),
                          "offender": liar.key.public_key.hex()}) in events
-    store.close()
 
 
 
-def test_a_long_chain_reports_a_finite_speedup_past_one_ppm(tmp_path):
+def test_a_long_chain_reports_a_finite_speedup_past_one_ppm(started):
     """0.95 per step takes the product below 1 ppm after 270 steps: the speed-up must stay
     the product's inverse, not a division by a ppm integer that reached zero."""
-    target = ex.target()
-    store = Store(tmp_path / "s.db")
-    store.put(target)
-    chain = TargetChain(store, target)
+    target, store, chain = started
     chain.tick(T0)
     verifiers = [Verifier(i) for i in range(4)]
     parent, objects = target.cid, []
@@ -142,14 +144,10 @@ def test_a_long_chain_reports_a_finite_speedup_past_one_ppm(tmp_path):
     assert steps[99].cumulative_ppm == round(PPM * 0.95 ** 100)
     assert steps[-1].cumulative_ppm == 1  # rounded, never below 1 ppm
     assert abs(chain.speedup() / 0.95 ** -300 - 1) < 1e-9
-    store.close()
 
 
-def test_view_version_moves_with_what_queries_show_not_with_every_head_vote(tmp_path):
-    target = ex.target()
-    store = Store(tmp_path / "s.db")
-    store.put(target)
-    chain = TargetChain(store, target)
+def test_view_version_moves_with_what_queries_show_not_with_every_head_vote(started):
+    target, store, chain = started
     chain.tick(T0)
     verifiers = [Verifier(i) for i in range(4)]
     commit = make_commit(target.cid)
@@ -166,14 +164,10 @@ def test_view_version_moves_with_what_queries_show_not_with_every_head_vote(tmp_
     version = chain.view_version
     put_all(store, chain, [v.attest(commit) for v in verifiers])  # votes that move nothing
     assert chain.view_version == version
-    store.close()
 
 
-def test_a_verified_ratio_exists_only_once_the_commit_is_accepted(tmp_path):
-    target = ex.target()
-    store = Store(tmp_path / "s.db")
-    store.put(target)
-    chain = TargetChain(store, target)
+def test_a_verified_ratio_exists_only_once_the_commit_is_accepted(started):
+    target, store, chain = started
     chain.tick(T0)
     liar, *honest = [Verifier(i) for i in range(4)]  # the liar has the smallest stake
     bad = make_commit(target.cid, message="gate-failing")
@@ -189,4 +183,3 @@ def test_a_verified_ratio_exists_only_once_the_commit_is_accepted(tmp_path):
                                    for v in honest)])
     assert chain.status(good.cid) in (CommitStatus.ACCEPTED, CommitStatus.FINAL)
     assert chain.verified_ratio(good.cid) == 900_000
-    store.close()
