@@ -159,3 +159,23 @@ def test_unified_diff_round_trips_through_git_apply(base, tmp_path):
     assert result.returncode == 0, result.stderr
     assert tree_from_directory(applied)[0].cid == new_tree.cid
     assert unified_diff(tree.entries, tree.entries, blob_reader(blobs)) == ""
+
+
+def test_a_patch_applies_in_a_work_directory_inside_a_git_clone(base, tmp_path):
+    """`git apply` inside a repository takes paths from the repository's top and silently skips
+    what lies outside the current directory: `make demo` runs in ./devnet of a clone, where
+    every example patch "applied" and changed nothing."""
+    from verifier.candidates import apply_patch
+
+    _, tree, blobs = base
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "init", "-q", str(clone)], check=True)
+    work = clone / "devnet" / "work" / "ws"
+    materialize(tree.entries, blob_reader(blobs), work)
+    materialize(tree.entries, blob_reader(blobs), tmp_path / "new")
+    (tmp_path / "new" / "dft/src/lib.rs").write_text("pub fn a() { faster() }\n")
+    new_tree, new_blobs = tree_from_directory(tmp_path / "new")
+    patch = unified_diff(tree.entries, new_tree.entries, blob_reader({**blobs, **new_blobs}))
+    apply_patch(patch, work)
+    assert (work / "dft/src/lib.rs").read_text() == "pub fn a() { faster() }\n"
+    assert tree_from_directory(work)[0].cid == new_tree.cid

@@ -9,6 +9,7 @@ scope check must look at (a directory may hold symlinks or special files that no
 from __future__ import annotations
 
 import email.parser
+import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -125,13 +126,26 @@ def read_patch(path: Path) -> PatchFile:
 
 
 def apply_patch(patch: PatchFile | str, directory: Path) -> None:
-    """Apply a patch to ``directory`` with ``git apply`` (symlinks and modes included)."""
+    """Apply a patch to ``directory`` with ``git apply`` (symlinks and modes included).
+
+    Git must not find a repository around ``directory``: inside one, ``git apply`` takes the
+    patch's paths from the repository's top and silently skips every file outside the current
+    directory, so a patch applied in a work directory under a clone (``make demo`` runs in
+    ``./devnet``) changed nothing and reported success.
+    """
     text = patch.text if isinstance(patch, PatchFile) else patch
+    env = {k: v for k, v in os.environ.items() if k not in GIT_REPOSITORY_ENV}
+    env["GIT_CEILING_DIRECTORIES"] = str(Path(directory).resolve().parent)
     result = subprocess.run(["git", "apply", "--whitespace=nowarn", "-p1", "-"], input=text,
-                            text=True, capture_output=True, cwd=directory, timeout=60)
+                            text=True, capture_output=True, cwd=directory, timeout=60, env=env)
     if result.returncode != 0:
         name = patch.name if isinstance(patch, PatchFile) else "patch"
         raise CandidateError(f"{name} does not apply: {result.stderr.strip()[:500]}")
+
+
+GIT_REPOSITORY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+                      "GIT_OBJECT_DIRECTORY", "GIT_CEILING_DIRECTORIES")
+"""Variables that would point ``git apply`` at a repository (`apply_patch` says why not)."""
 
 
 def workspace_with_patch(target: Target, base_tree: Tree, parent: Workspace,
