@@ -44,7 +44,7 @@ system:
 	@./.ci/ensure-system-packages
 
 sandbox:
-	@command -v bwrap >/dev/null 2>&1 || ./.ci/ensure-system-packages
+	@./.ci/ensure-system-packages bubblewrap
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# The repository in place of this folder at the head of sys.path: run as a script, the
+# folder would come first, and benchmarks/http.py would shadow the stdlib's http package
+# (libp2p's Prometheus exporter, for one, imports http.server).
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

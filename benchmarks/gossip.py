@@ -31,11 +31,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+# The repository in place of this folder at the head of sys.path: run as a script, the
+# folder would come first, and benchmarks/http.py would shadow the stdlib's http package
+# (libp2p's Prometheus exporter, for one, imports http.server).
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trio
@@ -44,12 +46,12 @@ from dag.store import Store
 from node.bundle import encode_bundle
 from node.p2p import P2PConfig, open_p2p, quiet_libp2p_logging
 from node.topics import pack_bundles, topic
-from protocol.cid import CID
 from protocol.keys import verify
 from protocol.objects import Attestation, Blob, Claim, Commit, Tree, TreeEntry
 from tests.node_support import (
     Feed,
     NodeCluster,
+    client,
     key_for,
     make_test_genesis,
     now_ms,
@@ -182,20 +184,6 @@ def ed25519_bound(atts: list[Attestation], threads: int) -> float:
     return best
 
 
-@asynccontextmanager
-async def attestation_publisher(addr: str, peer_id: str, target: CID
-                                ) -> AsyncIterator[tuple[Any, str]]:
-    """An in-process libp2p peer connected to one node (``addr``, ``peer_id``) only; yields it
-    and the target's attestations topic once the node is subscribed to that topic."""
-    config = P2PConfig(key=key_for("bench-attester"), peer_exchange=False, bootstrap=(addr,))
-    async with open_p2p(config) as p2p:
-        name = topic(target, "attestations")
-        with trio.fail_after(60):
-            while peer_id not in p2p.topic_peers(name):
-                await trio.sleep(0.05)
-        yield p2p, name
-
-
 def ingest(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     genesis = make_test_genesis(root, epoch_seconds=3600, validators=args.validators)
     feed = Feed(genesis)
@@ -217,11 +205,12 @@ def ingest(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         first_sent: list[int] = []
 
         async def publish() -> None:
-            async with attestation_publisher(node.addr, node.peer_id,
-                                             genesis.target.cid) as (p2p, name):
+            async with client("bench-attester", node.addr) as peer:
+                await peer.wait_topic(topic(genesis.target.cid, "attestations"), node.peer_id,
+                                      60)
                 first_sent.append(time.time_ns())
                 for bundle in bundles:
-                    await p2p.publish(name, bundle)
+                    await peer.publish_raw(genesis.target.cid, "attestations", bundle)
                 deadline = time.monotonic() + 120
                 while time.monotonic() < deadline and stored(root) < len(atts):
                     await trio.sleep(0.1)

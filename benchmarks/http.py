@@ -28,23 +28,18 @@ measured window (its POI_TRACE_FILE). Goal: p99 latency <= 20 ms on both endpoin
 The figures are printed and written to ``--out``. The machine should be otherwise idle.
 """
 
-# ruff: noqa: E402 - the imports follow the sys.path repair below, on purpose
-
 from __future__ import annotations
 
 import os
 import sys
 
-# Run as a script, this file's directory comes first on sys.path and this file would be the
-# `http` module for everything imported below (http.client, and the libraries that use it):
-# take that directory off the path before any other import, and put the repository on it.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-for _entry in [p for p in sys.path if os.path.realpath(p or os.curdir) == _HERE]:
-    sys.path.remove(_entry)
-sys.path.insert(0, os.path.dirname(_HERE))
+# The repository in place of this folder at the head of sys.path: run as a script, the
+# folder would come first, and this file would shadow the stdlib's http package
+# (libp2p's Prometheus exporter, for one, imports http.server).
+sys.path.pop(0)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 import argparse
-import hashlib
 import http.client
 import json
 import multiprocessing
@@ -59,20 +54,20 @@ from urllib.parse import urlsplit
 import trio
 
 from benchmarks.gossip import (
-    attestation_publisher,
     build_dag,
     fill_store,
     percentile,
     read_trace,
     trace_env,
 )
+from node.http_client import get_json, request
 from node.p2p import quiet_libp2p_logging
-from node.topics import pack_bundles
+from node.topics import pack_bundles, topic
 from protocol.cid import CID
-from protocol.objects import Attestation, Commit, Verdict
 from tests.node_support import (
     Feed,
     NodeCluster,
+    client,
     init_node_dir,
     make_test_genesis,
     now_ms,
@@ -96,32 +91,15 @@ def get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-def fetch(base: str, path: str, timeout: float = 30) -> bytes:
-    """One GET on a connection of its own; raises unless the answer is 200."""
-    url = urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
-    try:
-        status, body = get(conn, path)
-    finally:
-        conn.close()
-    if status != 200:
-        raise RuntimeError(f"GET {path}: {status} {body[:300]!r}")
-    return body
-
-
-def get_json(base: str, path: str, timeout: float = 30) -> Any:
-    return json.loads(fetch(base, path, timeout))
-
-
 def wait_loaded(base: str, target: str, commits: int, timeout: float) -> dict[str, Any]:
     """The target's info once the API answers and counts every commit of the DAG."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            info = get_json(base, f"/v1/targets/{target}", timeout=5)
+            info = get_json(f"{base}/v1/targets/{target}")
             if info["commit_count"] >= commits:
                 return info
-        except (OSError, http.client.HTTPException, RuntimeError, ValueError):
+        except OSError:
             info = None
         if time.monotonic() > deadline:
             raise TimeoutError(f"the API did not report {commits} commits within {timeout}s "
@@ -144,26 +122,6 @@ def server_latency(text: str) -> dict[str, tuple[float, int]]:
     return out
 
 
-def endorse(feed: Feed, commit: Commit) -> list[Attestation]:
-    """Every validator: ``improved`` on ``commit`` at RATIO_PPM and a head vote for it (what
-    Feed.endorse does, at another ratio), each validator's seq/prev chain kept in ``feed``."""
-    out = []
-    for key in feed.validators:
-        seq, prev = feed.tips.get(key.public_key, (-1, None))
-        verdict = Verdict(
-            commit=commit.cid, parent=commit.parents[0], result="improved", ratio_ppm=RATIO_PPM,
-            lo_ppm=RATIO_PPM - 50, hi_ppm=RATIO_PPM + 50, pairs=15,
-            gate_seed=hashlib.sha256(b"seed" + bytes(commit.cid)).digest(), profile="generic",
-            toolchain="rustc bench")
-        when = now_ms()
-        att = Attestation.create(key, target=feed.target.cid, seq=seq + 1, prev=prev,
-                                 epoch=feed.target.epoch_at(when), time_ms=when,
-                                 head=commit.cid, verdict=verdict)
-        feed.tips[key.public_key] = (att.seq, att.cid)
-        out.append(att)
-    return out
-
-
 # -- the publisher (a process of its own, so that it shares no GIL with the load) -----------------
 
 def publish_votes(addr: str, peer_id: str, target: str, bundles: list[bytes], interval_s: float,
@@ -171,15 +129,18 @@ def publish_votes(addr: str, peer_id: str, target: str, bundles: list[bytes], in
     """One bundle every ``interval_s`` on a fixed timetable until they run out or ``stop``."""
     quiet_libp2p_logging()
 
+    target_cid = CID.parse(target)
+
     async def run() -> None:
-        async with attestation_publisher(addr, peer_id, CID.parse(target)) as (p2p, name):
+        async with client("bench-attester", addr) as peer:
+            await peer.wait_topic(topic(target_cid, "attestations"), peer_id, 60)
             started.set()
             t0 = trio.current_time()
             for i, bundle in enumerate(bundles):
                 if stop.is_set():
                     break
                 await trio.sleep_until(t0 + i * interval_s)
-                await p2p.publish(name, bundle)
+                await peer.publish_raw(target_cid, "attestations", bundle)
                 sent.value = i + 1
             while not stop.is_set():  # keep the connection until the load is over
                 await trio.sleep(0.1)
@@ -291,7 +252,8 @@ def bench(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     feed = Feed(genesis)
     started = time.perf_counter()
     commits = build_dag(genesis, args.dag)
-    endorsements = [att for commit in commits for att in endorse(feed, commit)]
+    endorsements = [att for commit in commits
+                    for att in feed.endorse(commit, ratio_ppm=RATIO_PPM, half_width_ppm=50)]
     print(f"  built a {len(commits)}-commit DAG with {len(endorsements)} endorsements in "
           f"{time.perf_counter() - started:.1f}s", flush=True)
     ctx = multiprocessing.get_context("spawn")
@@ -305,8 +267,8 @@ def bench(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         base = node.wait_ready(timeout=LOADED_TIMEOUT_S)["http_url"]
         info = wait_loaded(base, target, len(commits), LOADED_TIMEOUT_S)
         load_s = time.monotonic() - loaded
-        chain = get_json(base, f"/v1/targets/{target}/chain")
-        page = get_json(base, f"/v1/targets/{target}/dag?limit={args.dag_limit}")
+        chain = get_json(f"{base}/v1/targets/{target}/chain", timeout=60)
+        page = get_json(f"{base}/v1/targets/{target}/dag?limit={args.dag_limit}", timeout=60)
         print(f"  node up in {load_s:.1f}s at {base}: {info['commit_count']} commits, canonical "
               f"chain {len(chain['steps'])} steps, DAG page {len(page['nodes'])} of "
               f"{page['total']}", flush=True)
@@ -328,14 +290,14 @@ def bench(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                          for since in range(0, len(commits), args.dag_limit)]
             paths = [pair for dag_path in dag_paths
                      for pair in (("chain", chain_path), ("dag", dag_path))]
-            before = server_latency(fetch(base, "/metrics").decode())
+            before = server_latency(request(f"{base}/metrics").decode())
             load = Load(base, paths, args.rate, round(args.rate * seconds), args.connections,
                         args.give_up)
             wall = time.time_ns() - time.perf_counter_ns()
             print(f"  load: {args.rate:g} requests/s for {args.warmup:g}s warm-up + "
                   f"{args.seconds:g}s; ingest {args.ingest_rate:g} attestations/s", flush=True)
             load.run()
-            after = server_latency(fetch(base, "/metrics").decode())
+            after = server_latency(request(f"{base}/metrics").decode())
         finally:
             stop.set()
             if publisher.is_alive():

@@ -46,9 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The repository in place of this folder at the head of sys.path: run as a script, the
+# folder would come first, and benchmarks/http.py would shadow the stdlib's http package
+# (libp2p's Prometheus exporter, for one, imports http.server).
+sys.path.pop(0)
 sys.path.insert(0, str(ROOT))
 
-from verifier.candidates import read_patch  # noqa: E402
+from verifier.candidates import PatchFile, apply_patch, read_patch  # noqa: E402
 
 WORKSPACE = ROOT / "examples" / "plonky3"
 PATCHES = WORKSPACE / "patches"
@@ -59,22 +63,6 @@ WIDTH = 16
 ADDED_BITS = 1
 GOAL_BASELINE_X = 10.0
 GOAL_BEST_X = 2.0
-
-
-@dataclass
-class Patch:
-    name: str
-    path: Path
-    headers: dict[str, str]
-    """Lower-cased header names (verifier.candidates.read_patch)."""
-
-    @property
-    def depends_on(self) -> str | None:
-        return self.headers.get("depends-on")
-
-    @property
-    def title(self) -> str:
-        return self.headers.get("title", self.name)
 
 
 @dataclass
@@ -104,12 +92,11 @@ class Config:
         return args
 
 
-def good_patches() -> list[Patch]:
-    return [Patch(p.name, p, dict(read_patch(p).headers))
-            for p in sorted((PATCHES / "good").glob("*.patch"))]
+def good_patches() -> list[PatchFile]:
+    return [read_patch(p) for p in sorted((PATCHES / "good").glob("*.patch"))]
 
 
-def chain(patch: Patch, by_name: dict[str, Patch]) -> list[Patch]:
+def chain(patch: PatchFile, by_name: dict[str, PatchFile]) -> list[PatchFile]:
     """The patch preceded by everything it depends on, in application order."""
     out = [patch]
     while out[0].depends_on:
@@ -129,7 +116,7 @@ def build_baseline() -> None:
     run(["cargo", "build", "--release", "--offline", "--frozen"], WORKSPACE)
 
 
-def build_variant(patches: list[Patch], scratch: Path) -> Path:
+def build_variant(patches: list[PatchFile], scratch: Path) -> Path:
     """Copies the base tree and target/release, applies `patches`, builds; returns `bench`."""
     ws = scratch / patches[-1].name.removesuffix(".patch")
     ws.mkdir()
@@ -142,7 +129,7 @@ def build_variant(patches: list[Patch], scratch: Path) -> Path:
     (ws / "target").mkdir()
     shutil.copytree(WORKSPACE / "target" / "release", ws / "target" / "release", symlinks=True)
     for p in patches:
-        run(["git", "apply", "-p1", str(p.path)], ws)
+        apply_patch(p, ws)
     run(["cargo", "build", "--release", "--offline", "--frozen", "-p", "bench", "--bin", "bench"],
         ws)
     return ws / "target" / "release" / "bench"
@@ -247,7 +234,7 @@ def measured_line(summary: dict, name: str, parent: str) -> str:
             "`python benchmarks/ntt.py`)")
 
 
-def update_headers(patches: list[Patch], summary: dict, parents: dict[str, str]) -> None:
+def update_headers(patches: list[PatchFile], summary: dict, parents: dict[str, str]) -> None:
     for p in patches:
         name = p.name.removesuffix(".patch")
         line = "Measured: " + measured_line(summary, name, parents[name])

@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The repository in place of this folder at the head of sys.path: run as a script, the
+# folder would come first, and benchmarks/http.py would shadow the stdlib's http package
+# (libp2p's Prometheus exporter, for one, imports http.server).
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.p2p_support.cluster import Cluster, Node, percentile, wait_until

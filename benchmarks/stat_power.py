@@ -16,10 +16,11 @@ alternating between two candidates so both see the same machine conditions:
   gain; the median measured ratio over all its trials is printed beside it, because the power
   is only meaningful next to the gain it was measured at.
 
-The power goal names a true 2% gain, which no example patch has exactly: the null trials'
-own measured pairs, with every candidate time multiplied by 0.98, are run through the same
-statistics (a true 2% gain under the noise this machine produced in the same run, no model of
-the noise assumed); that share of ``improved`` is the power the goal is checked against.
+The power goal names a true 2% gain, which no example patch has exactly, so it is checked on a
+simulation: the null trials' own measured pairs, with every candidate time multiplied by 0.98,
+run through the same statistics. That assumes a purely multiplicative effect whose noise is
+the null candidate's (the noise itself is this machine's, measured in the same run, not a
+model); the measured power at the good patch's own gain is printed beside it.
 
 Overhead: the pipeline's wall time per evaluation (scope check, cached builds, gate, benchmark
 phase) divided by the wall time of the benchmark processes themselves in the same evaluation
@@ -42,6 +43,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The repository in place of this folder at the head of sys.path: run as a script, the
+# folder would come first, and benchmarks/http.py would shadow the stdlib's http package
+# (libp2p's Prometheus exporter, for one, imports http.server).
+sys.path.pop(0)
 sys.path.insert(0, str(ROOT))
 
 from dag.manifest import load_manifest, make_genesis  # noqa: E402
@@ -99,8 +104,8 @@ def sandbox_cost(pipeline: Pipeline, build, runs: int) -> tuple[float, float]:
 def power_at_true_gain(trials: list[list[tuple[int, int]]], gain: float, target) -> int:
     """How many of ``trials`` (the null candidate's measured pairs: identical code, so real
     noise and no effect) the pipeline's own statistics call ``improved`` once every candidate
-    time is multiplied by ``1 - gain``: the power at exactly that true gain, under the noise
-    this machine actually produced (no model of the noise assumed)."""
+    time is multiplied by ``1 - gain``: the power at that gain, simulated as a multiplicative
+    effect on the noise this machine actually produced."""
     improved = 0
     for pairs in trials:
         shifted = [(parent, max(1, round(candidate * (1 - gain)))) for parent, candidate in pairs]
@@ -176,12 +181,15 @@ def main() -> int:
           f"  at the measured gain: median ratio {good_ratio:.4f} "
           f"({(1 - good_ratio) * 100:+.1f}% faster); null median ratio {null_ratio:.4f}")
     shifted = power_at_true_gain(null_pairs, SHIFT_GAIN, target)
+    shifted_rate = shifted / max(1, len(null_pairs))
     sh_lo, sh_hi = wilson(shifted, len(null_pairs))
-    print(f"   power at a true {SHIFT_GAIN:.0%} gain  {shifted}/{len(null_pairs)} = "
-          f"{shifted / max(1, len(null_pairs)):.3f}  (95% CI {sh_lo:.3f}–{sh_hi:.3f}): the null "
-          f"trials' own pairs, candidate times x {1 - SHIFT_GAIN:.2f}, same statistics")
+    print(f"   power at a simulated {SHIFT_GAIN:.0%} gain  {shifted}/{len(null_pairs)} = "
+          f"{shifted_rate:.3f}  (95% CI {sh_lo:.3f}–{sh_hi:.3f}): the null trials' own pairs, "
+          f"candidate times x {1 - SHIFT_GAIN:.2f}, same statistics")
     print(f"   power goal ≥ {GOAL_POWER:.2f} for a true 2% gain: "
-          f"{'ok' if shifted / max(1, len(null_pairs)) >= GOAL_POWER else 'MISSED'}")
+          f"{'ok' if shifted_rate >= GOAL_POWER else 'MISSED'} at the simulated 2% gain; "
+          f"{power / n:.3f} measured at the smallest good patch's "
+          f"{(1 - good_ratio) * 100:.1f}%")
     med_all = statistics.median(overhead_all)
     med_bench = statistics.median(overhead_bench)
     print(f"   overhead: evaluation wall / benchmark process time  median {med_all:.3f}  "

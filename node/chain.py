@@ -77,10 +77,10 @@ class ChainStep:
 
 
 Listener = Callable[[str, dict], None]
-MAX_LOG_SPEEDUP = 700.0
-"""Speed-ups are reported up to e^700 (≈ 10^304), so they stay finite JSON numbers."""
 """Receives (event kind, payload) for the event stream: commit, attestation, head, final,
 slashing."""
+MAX_LOG_SPEEDUP = 700.0
+"""Speed-ups are reported up to e^700 (≈ 10^304), so they stay finite JSON numbers."""
 
 
 def vote_input(attestation: Attestation) -> VoteInput:

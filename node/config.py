@@ -64,6 +64,10 @@ class VerifierSection:
     """Devnet only: 'lie' (sign improved for everything) or 'equivocate'."""
     bench_lock: str = "/tmp/poi-bench.lock"
     """Host-wide lock file: co-located nodes never benchmark at the same time."""
+    build_cache: str = ""
+    """Directory of release builds keyed by (tree, toolchain, profile), shared by this node's
+    pipelines and any other node's on the machine that names it (empty: each pipeline keeps
+    its own under work/); relative to the data directory."""
 
 
 @dataclass

@@ -29,13 +29,13 @@ def register(app: typer.Typer) -> None:
                                     "adversary submits: default, all, none, or numbers "
                                     "like 01,05."),
         pairs: int = typer.Option(0, "--pairs", help="Paired benchmark runs per verification "
-                                  "(0: the target's, 21 for the quick one)."),
+                                  "(0: the target's own stats.pairs)."),
     ) -> None:
         """Run a whole poi network on this machine: proposers, verifiers with stake, one
         Byzantine verifier and an adversary submitting hostile patches; watch it decide."""
-        from .devnet.run import DEVNET_PAIRS, DevnetOptions, run_devnet
+        from .devnet.run import DevnetOptions, run_devnet
 
         options = DevnetOptions(dir=dir, full=full, byzantine=byzantine,
                                 exit_when_done=exit_when_done, timeout_s=timeout,
-                                hostile=hostile, pairs=pairs or DEVNET_PAIRS)
+                                hostile=hostile, pairs=pairs)
         raise typer.Exit(run_devnet(options))

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dag.store import StoredObject
+from dag.manifest import Genesis
+from dag.store import Store, StoredObject
 from protocol.errors import ProtocolError
 from protocol.objects import Target, Tree
 
-from .bundle import decode_bundle
+from .bundle import decode_bundle, encode_bundle
 from .validation import decode_items
 
 
@@ -40,3 +41,15 @@ def read_genesis_file(path: Path) -> list[StoredObject]:
             raise GenesisFileError(f"genesis file {path}: the base tree of {target.name} "
                                    "is missing")
     return objects
+
+
+def encode_genesis_file(genesis: Genesis) -> bytes:
+    """The bytes of a genesis file: every object of the genesis, dependencies first."""
+    return encode_bundle([obj.encode() for obj in genesis.objects()])
+
+
+def load_genesis_file(path: Path, store: Store) -> list[Target]:
+    """Store a genesis file's objects (checked by `read_genesis_file`); its targets."""
+    objects = read_genesis_file(path)
+    store.put_many(objects)
+    return [obj for obj in objects if isinstance(obj, Target)]

@@ -23,7 +23,7 @@ pending (IGNOREd: not forwarded, fetched by sync).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,7 +156,7 @@ class Ingest:
         self.trace: Callable[[str, Any], None] | None = None
         """Diagnostics: called with ("commit", cid) per stored commit and ("admitted", n)
         per store transaction (see POI_TRACE_FILE in node/runtime.py)."""
-        self._admissions: list[_Admission] = []
+        self._admissions: deque[_Admission] = deque()
         self._queued: set[CID] = set()
         self._writing = False
         self._inflight: dict[CID, trio.Event] = {}
@@ -273,13 +273,13 @@ class Ingest:
         """Store ``objects`` durably and apply what got stored to the chains.
 
         Group commit: admissions that queue up while a store transaction is running are
-        written together in the next one, so a burst of bundles costs one fsync per
-        transaction, not one per bundle (the fsync, not SQLite, bounded ingest: measured
-        ≈40 ms per commit here). Each admission returns only once its own transaction is on
-        disk, and the chains see the objects in exactly the store's order. Objects queued here
-        count as present for the dependency wait of later bundles (`_absent`): they are
-        written first, in the same transaction or an earlier one. ``on_queued`` is called
-        once they are queued."""
+        written together in the next one (one commit and one thread hop per transaction, not
+        per bundle). Each admission returns only once its own transaction is on disk, and the
+        chains see the objects in exactly the store's order. Objects queued here count as
+        present for the dependency wait of later bundles (`_absent`): they are written first,
+        in the same transaction or an earlier one, so a bundle that extends another no longer
+        waits for the other's transaction to finish before it can join the queue.
+        ``on_queued`` is called once they are queued."""
         if not objects:
             return Admitted()
         request = _Admission(list(objects), source)
@@ -313,7 +313,7 @@ class Ingest:
         count = 0
         while self._admissions and (not taken or count + len(self._admissions[0].objects)
                                     <= GROUP_COMMIT_OBJECTS):
-            request = self._admissions.pop(0)
+            request = self._admissions.popleft()
             taken.append(request)
             count += len(request.objects)
         return taken
@@ -324,13 +324,13 @@ class Ingest:
             results: list[PutResult] = await trio.to_thread.run_sync(
                 self.store.put_many, objects)
         except Exception as exc:  # the store could not write (disk full, I/O error)
-            self._queued.difference_update(obj.cid for obj in objects)
             log.error("store transaction of %d objects failed: %s", len(objects), exc)
             for request in batch:
                 request.error = exc
                 request.done.set()
             return
-        self._queued.difference_update(obj.cid for obj in objects)
+        finally:
+            self._queued.difference_update(obj.cid for obj in objects)
         at = 0
         for request in batch:
             mine = results[at:at + len(request.objects)]

@@ -15,15 +15,14 @@ machine. Evaluation is always local, with the verifier's own pipeline.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
+
+from .http_client import NodeClient, NodeRequestError
 
 NODE_TIMEOUT_S = 60
 
@@ -141,7 +140,7 @@ def run_propose(opts: ProposeOptions) -> int:
     console = Console(stderr=True, soft_wrap=True)
     try:
         return _run(opts, console)
-    except ProposeError as exc:
+    except (ProposeError, NodeRequestError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
 
@@ -175,7 +174,7 @@ def _run(opts: ProposeOptions, console) -> int:
     if not opts.sandbox:
         console.print("[bold red]WARNING: --unsafe-no-sandbox: candidate code runs with your "
                       "privileges, network and files.[/]")
-    client = NodeClient(opts.node) if opts.node else None
+    client = NodeClient(opts.node, timeout=NODE_TIMEOUT_S) if opts.node else None
     store = Store(Path(opts.data_dir) / "store.sqlite")
     try:
         target, base_tree, info = _resolve_target(manifest, store, config, opts.data_dir, key,
@@ -270,6 +269,8 @@ def _resolve_target(manifest, store, config, data_dir, key, client, console):
     from dag.manifest import make_genesis
     from protocol.objects import Target
 
+    from .genesis_file import GenesisFileError, load_genesis_file
+
     local = make_genesis(manifest, [(key.public_key, 1)], genesis_time_ms=0)
     store.put_many(local.objects()[:-1])  # the base tree and its blobs
 
@@ -298,7 +299,11 @@ def _resolve_target(manifest, store, config, data_dir, key, client, console):
              and same(t)]
     if not found:
         for name in config.targets.genesis_files:
-            for target in _load_genesis_file(Path(data_dir) / name, store):
+            try:
+                loaded = load_genesis_file(Path(data_dir) / name, store)
+            except GenesisFileError as exc:
+                raise ProposeError(str(exc)) from None
+            for target in loaded:
                 if same(target):
                     found.append(target)
     followed = [t for t in found if str(t.cid) in config.targets.follow]
@@ -313,20 +318,6 @@ def _resolve_target(manifest, store, config, data_dir, key, client, console):
                   "local-only target (your key as its only validator)")
     store.put(local.target)
     return local.target, local.base_tree, None
-
-
-def _load_genesis_file(path: Path, store) -> list:
-    """The targets of a genesis file, stored with their base trees and blobs."""
-    from protocol.objects import Target
-
-    from .genesis_file import GenesisFileError, read_genesis_file
-
-    try:
-        objects = read_genesis_file(path)
-    except GenesisFileError as exc:
-        raise ProposeError(str(exc)) from None
-    store.put_many(objects)
-    return [o for o in objects if isinstance(o, Target)]
 
 
 def _node_head(client, store, target, base_tree, info, console):
@@ -372,7 +363,7 @@ def _submit(client, objects: list, console) -> None:
     commit = objects[-1]
     try:
         result = client.post_bundle("/v1/commits", encode_bundle([o.encode() for o in objects]))
-    except ProposeError as exc:
+    except NodeRequestError as exc:
         console.print(f"[yellow]warning:[/] {commit.cid} is stored locally but the node did "
                       f"not take it: {exc}")
         return
@@ -392,38 +383,3 @@ def _print_row(console, row) -> None:
         console.print(f"    commit {row.commit}")
     elif row.detail and row.status != "discard":
         console.print(f"    {row.detail.splitlines()[0][:200]}")
-
-
-class NodeClient:
-    """The few calls of a node's HTTP API that proposing needs (stdlib only)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-
-    def _request(self, path: str, data: bytes | None = None,
-                 content_type: str | None = None) -> bytes:
-        request = urllib.request.Request(self.url + path, data=data, method="POST" if data
-                                         is not None else "GET")
-        if content_type:
-            request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, timeout=NODE_TIMEOUT_S) as response:
-                return response.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read().decode("utf-8", "replace")
-            try:
-                message = json.loads(body).get("error", body)
-            except ValueError:
-                message = body
-            raise ProposeError(f"{self.url}{path}: HTTP {exc.code}: {message}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise ProposeError(f"cannot reach the node at {self.url}: {exc}") from None
-
-    def get(self, path: str):
-        return json.loads(self._request(path))
-
-    def get_text(self, path: str) -> str:
-        return self._request(path).decode("utf-8")
-
-    def post_bundle(self, path: str, bundle: bytes) -> dict:
-        return json.loads(self._request(path, bundle, "application/x-poi-bundle"))

@@ -56,7 +56,7 @@ from protocol.objects import (
 from .chain import TargetChain
 from .config import Config
 from .events import EventHub
-from .genesis_file import GenesisFileError, read_genesis_file
+from .genesis_file import GenesisFileError, load_genesis_file
 from .ingest import Ingest, SubmitResult
 from .p2p import (
     ACCEPT,
@@ -80,6 +80,9 @@ STATUS_NAME = "status.json"
 SLASHING_PROTECTION_NAME = "slashing-protection.sqlite"
 TICK_S = 0.5
 """How often the epoch clock is checked."""
+PROPOSER_WORK_DIR = Path("work") / "proposer-repo"
+"""The proposer role's working directory (its experiment log, memory, workspace) in the data
+directory."""
 PENDING_TTL_S = 3600
 """Pending objects (waiting for dependencies) are dropped after an hour ..."""
 MAX_PENDING = 100_000
@@ -191,11 +194,9 @@ class Node:
     def _load_genesis(self, path: Path) -> list[CID]:
         """Store a genesis file's target, base tree and blobs; return the targets in it."""
         try:
-            objects = read_genesis_file(path)
+            return [target.cid for target in load_genesis_file(path, self.store)]
         except GenesisFileError as exc:
             raise NodeError(str(exc)) from None
-        self.store.put_many(objects)
-        return [obj.cid for obj in objects if isinstance(obj, Target)]
 
     def _make_chain(self, target: Target) -> TargetChain:
         chain = TargetChain.load(self.store, target, self.now_ms())
@@ -394,9 +395,12 @@ class Node:
     def _pipeline(self, chain: TargetChain, base_tree: Tree, role: str) -> Any:
         from verifier.pipeline import Pipeline
 
+        section = self.config.verifier
         work = self.data_dir / "work" / role / str(chain.cid)[-16:]
-        return Pipeline(chain.target, base_tree, work, sandbox=self.config.verifier.sandbox,
-                        bench_lock=self.config.verifier.bench_lock)
+        return Pipeline(chain.target, base_tree, work, sandbox=section.sandbox,
+                        bench_lock=section.bench_lock,
+                        build_cache=self.data_dir / section.build_cache
+                        if section.build_cache else None)
 
     async def _start_verifier(self, chain: TargetChain) -> None:
         try:
@@ -444,7 +448,7 @@ class Node:
             if patches is not None and not patches.is_absolute():
                 patches = self.data_dir / patches
             role = construct(module.ProposerRole, self, chain, strategy=section.strategy,
-                             work_dir=self.data_dir / "work" / "proposer-repo",
+                             work_dir=self.data_dir / PROPOSER_WORK_DIR,
                              pipeline=pipeline, config=section, patches_dir=patches,
                              model=section.model, max_tokens=section.max_tokens,
                              max_iterations=section.max_iterations)

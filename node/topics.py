@@ -19,10 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from protocol.cid import CID
-from protocol.encoding import encode
 from protocol.errors import ProtocolError
 
-from .bundle import MAX_BUNDLE_OBJECTS
+from .bundle import MAX_BUNDLE_OBJECTS, encode_bundle
 
 TOPIC_VERSION = 1
 KINDS = ("commits", "attestations", "stake", "evidence", "challenges", "rulings")
@@ -98,10 +97,10 @@ def pack_bundles(items: Iterable[bytes], *, max_bytes: int,
             raise ValueError(f"an object of {len(item)} bytes does not fit a {max_bytes}-byte "
                              "gossip message: announce it and serve it by sync")
         if current and (size + cost > max_bytes or len(current) >= max_objects):
-            bundles.append(encode(current))
+            bundles.append(encode_bundle(current))
             current, size = [], _ARRAY_OVERHEAD_BYTES
         current.append(item)
         size += cost
     if current:
-        bundles.append(encode(current))
+        bundles.append(encode_bundle(current))
     return bundles

@@ -62,6 +62,9 @@ Publish = Callable[[list], None]
 """Receives [blobs…, tree, commit] (dependencies first) of each kept commit, at once."""
 
 
+LOG_NAME = "log.jsonl"
+"""The experiment log in the work directory (proposer/log.py)."""
+
 class ProposerError(Exception):
     """The loop cannot start or go on; the message says why."""
 
@@ -169,7 +172,7 @@ class ProposerLoop:
         self.publish = publish or (lambda objects: store.put_many(objects))
         self.clock = clock
         self.on_row = on_row or (lambda row: None)
-        self.log = ExperimentLog(self.work_dir / "log.jsonl")
+        self.log = ExperimentLog(self.work_dir / LOG_NAME)
         self.memory = Memory(self.work_dir / "memory.md", target)
         self.history = self.log.rows()
         self.iteration = max((r.iteration for r in self.history), default=0) + 1

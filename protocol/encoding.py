@@ -32,16 +32,17 @@ from .errors import DecodeError, EncodeError
 __all__ = ["decode", "encode"]
 
 
-def encode(value: Any, *, max_bytes: int = MAX_OBJECT_BYTES,
+def encode(value: Any, *, max_bytes: int | None = MAX_OBJECT_BYTES,
            max_bin_bytes: int = MAX_BIN_BYTES) -> bytes:
     """Return the canonical encoding of ``value``; raise :class:`EncodeError` if it has none.
 
     The defaults are one object's caps. Containers of many objects (bundles, sync frames) are
     the same canonical encoding with larger caps, so they pass their own ``max_bytes`` and
-    ``max_bin_bytes`` rather than keep a second encoder.
+    ``max_bin_bytes`` rather than keep a second encoder (``max_bytes=None``: the caller
+    checks the size itself).
     """
     data = msgpack.packb(_canonical(value, 1, max_bin_bytes), use_bin_type=True)
-    if len(data) > max_bytes:
+    if max_bytes is not None and len(data) > max_bytes:
         raise EncodeError(f"encoding is {len(data)} bytes, over the {max_bytes}-byte cap")
     return data
 
@@ -96,14 +97,14 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"ext type {code} is not allowed")
 
 
-def decode(data: bytes, *, max_bytes: int = MAX_OBJECT_BYTES,
+def decode(data: bytes, *, max_bytes: int | None = MAX_OBJECT_BYTES,
            max_bin_bytes: int = MAX_BIN_BYTES) -> Any:
     """Decode canonical bytes; raise :class:`DecodeError` naming the fault for anything else.
     The caps are :func:`encode`'s."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
-    if len(data) > max_bytes:
+    if max_bytes is not None and len(data) > max_bytes:
         raise DecodeError(f"input of {len(data)} bytes is over the {max_bytes}-byte cap")
     if not data:
         raise DecodeError("empty input: expected exactly one value")

@@ -30,6 +30,7 @@ import trio
 from dag.manifest import Genesis, load_manifest, make_genesis
 from node.bundle import encode_bundle
 from node.config import Config, write_config
+from node.genesis_file import encode_genesis_file
 from node.keystore import create_key
 from node.p2p import P2PConfig, open_p2p
 from node.topics import topic
@@ -84,10 +85,6 @@ def make_test_genesis(work: Path, *, epoch_seconds: int = 2,
     return make_genesis(manifest, stakes,
                         genesis_time_ms=genesis_time_ms or now_ms() - 1000,
                         epoch_seconds=epoch_seconds)
-
-
-def genesis_bundle(genesis: Genesis) -> bytes:
-    return encode_bundle([obj.encode() for obj in genesis.objects()])
 
 
 def init_node_dir(directory: Path, name: str, *, genesis_file: bytes | None,
@@ -235,7 +232,7 @@ class NodeCluster:
     def __init__(self, root: Path, genesis: Genesis) -> None:
         self.root = root
         self.genesis = genesis
-        self.bundle = genesis_bundle(genesis)
+        self.bundle = encode_genesis_file(genesis)
         self.nodes: dict[str, NodeProcess] = {}
 
     def __enter__(self) -> NodeCluster:
@@ -298,7 +295,8 @@ class Feed:
 
     def attest(self, key: SigningKey, head: CID, *, verdict_on: Commit | None = None,
                result: str = "improved", time_ms: int | None = None,
-               epoch: int | None = None) -> Attestation:
+               epoch: int | None = None, ratio_ppm: int = 950_000,
+               half_width_ppm: int = 10_000) -> Attestation:
         seq, prev = self.tips.get(key.public_key, (-1, None))
         when = time_ms or now_ms()
         verdict = None
@@ -306,8 +304,9 @@ class Feed:
             measured = result in ("improved", "not_improved")
             verdict = Verdict(
                 commit=verdict_on.cid, parent=verdict_on.parents[0], result=result,
-                ratio_ppm=950_000 if measured else 0, lo_ppm=940_000 if measured else 0,
-                hi_ppm=960_000 if measured else 0, pairs=15 if measured else 0,
+                ratio_ppm=ratio_ppm if measured else 0,
+                lo_ppm=ratio_ppm - half_width_ppm if measured else 0,
+                hi_ppm=ratio_ppm + half_width_ppm if measured else 0, pairs=15 if measured else 0,
                 gate_seed=hashlib.sha256(b"seed" + bytes(verdict_on.cid)).digest(),
                 profile="generic", toolchain="rustc test")
         att = Attestation.create(
@@ -317,9 +316,11 @@ class Feed:
         self.tips[key.public_key] = (att.seq, att.cid)
         return att
 
-    def endorse(self, commit: Commit) -> list[Attestation]:
-        """Every validator: improved on ``commit``, head vote for it."""
-        return [self.attest(k, commit.cid, verdict_on=commit) for k in self.validators]
+    def endorse(self, commit: Commit, **verdict: int) -> list[Attestation]:
+        """Every validator: improved on ``commit`` (``ratio_ppm``, ``half_width_ppm``: see
+        ``attest``), head vote for it."""
+        return [self.attest(k, commit.cid, verdict_on=commit, **verdict)
+                for k in self.validators]
 
     def votes(self, head: CID, per_validator: int) -> list[Attestation]:
         """``per_validator`` vote-only attestations by each validator, interleaved."""

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from verifier.candidates import read_patch
+from verifier.candidates import PatchFile, apply_patch, read_patch
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = ROOT / "examples" / "plonky3"
@@ -28,37 +28,15 @@ VERDICTS = {"improved", "gate_failed", "scope_violation", "build_failed", "timeo
 SEED = "5eed" * 16
 
 
-@dataclass(frozen=True)
-class Patch:
-    path: Path
-    headers: dict[str, str]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def kind(self) -> str:
-        return self.headers.get("kind", "")
-
-    @property
-    def expect(self) -> str:
-        return self.headers.get("expect", "")
-
-    @property
-    def depends_on(self) -> str | None:
-        return self.headers.get("depends-on")
+def patches(kind: str) -> list[PatchFile]:
+    return [read_patch(p) for p in sorted((PATCHES / kind).glob("*.patch"))]
 
 
-def patches(kind: str) -> list[Patch]:
-    return [Patch(p, read_patch(p).headers) for p in sorted((PATCHES / kind).glob("*.patch"))]
-
-
-def all_patches() -> dict[str, Patch]:
+def all_patches() -> dict[str, PatchFile]:
     return {p.name: p for p in patches("good") + patches("hostile")}
 
 
-def chain(patch: Patch) -> list[Patch]:
+def chain(patch: PatchFile) -> list[PatchFile]:
     """The patch preceded by everything it depends on, in application order."""
     by_name = all_patches()
     out = [patch]
@@ -73,7 +51,7 @@ class Touched:
     new_mode: str | None
 
 
-def touched_paths(patch: Patch) -> list[Touched]:
+def touched_paths(patch: PatchFile) -> list[Touched]:
     """Every path a patch's diff touches (both sides of renames), with any new file mode."""
     out: list[Touched] = []
     current: list[str] = []
@@ -121,13 +99,12 @@ def copy_base_tree(dest: Path) -> Path:
     return dest
 
 
-def patched_workspace(dest: Path, patch_chain: list[Patch]) -> Path:
+def patched_workspace(dest: Path, patch_chain: list[PatchFile]) -> Path:
     """A copy of the base tree with the baseline's target/release and the patches applied."""
     ws = copy_base_tree(dest)
     shutil.copytree(WORKSPACE / "target" / "release", ws / "target" / "release", symlinks=True)
     for p in patch_chain:
-        proc = run(["git", "apply", "-p1", str(p.path)], ws)
-        assert proc.returncode == 0, f"{p.name} does not apply: {proc.stderr}"
+        apply_patch(p, ws)
     return ws
 
 

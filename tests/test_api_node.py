@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from node.bundle import encode_bundle
 from node.dag_cli import register
+from node.genesis_file import encode_genesis_file
 from tests.api_support import wait_for
 from tests.node_support import Feed, NodeProcess, init_node_dir, make_test_genesis
 
@@ -31,8 +32,7 @@ BUNDLE = {"content-type": "application/x-poi-bundle"}
 def node(tmp_path) -> Iterator[tuple[NodeProcess, Feed, str]]:
     genesis = make_test_genesis(tmp_path / "genesis", epoch_seconds=60)
     directory = tmp_path / "api-node"
-    init_node_dir(directory, "api-node", genesis_file=encode_bundle(
-        [obj.encode() for obj in genesis.objects()]), http=True)
+    init_node_dir(directory, "api-node", genesis_file=encode_genesis_file(genesis), http=True)
     process = NodeProcess("api-node", directory).start()
     try:
         status = process.wait(lambda d: d.get("ready") is True and d.get("http_url"), 60,

@@ -329,7 +329,8 @@ def test_committee_sampling_is_reproducible_from_the_written_algorithm():
     assert [PK.index(m) for m in sample_committee(candidates, seed, 5)] == KNOWN_COMMITTEE
 
 
-KNOWN_COMMITTEE = [4, 7, 3, 6, 2]
+KNOWN_COMMITTEE = [7, 6, 5, 3, 4]
+"""For the example target as encoded today (its CID names the attestation, and so the seed)."""
 
 
 def test_committee_sampling_is_stake_weighted():

@@ -4,6 +4,7 @@ small stand-ins of the launcher test."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from dag.manifest import load_manifest
 from dag.scope import check_scope
 from node.bundle import decode_bundle
 from node.config import load_config, parse_config
@@ -22,7 +24,6 @@ from node.devnet.genesis import (
     build_genesis,
     choose_profile,
     generate_keys,
-    genesis_bundle,
     manifest_path,
     validator_stakes,
 )
@@ -45,6 +46,7 @@ from node.devnet.layout import (
     split_patches,
     write_layout,
 )
+from node.devnet.prebuild import apply_patches, build_items
 from node.devnet.progress import NodeState, Snapshot, counts, diff_events, render
 from node.devnet.summary import (
     Outcome,
@@ -53,8 +55,8 @@ from node.devnet.summary import (
     ledger_fingerprint,
     render_summary,
 )
+from node.genesis_file import encode_genesis_file
 from node.keystore import load_key
-from protocol.encoding import decode
 from protocol.objects import Commit, Target, decode_object
 from verifier.candidates import PatchFile, read_patch
 
@@ -101,28 +103,24 @@ def test_manifest_is_the_quick_variant_unless_full():
 def test_genesis_has_the_validators_stakes_and_short_epochs():
     keys = generate_keys(["a", "b", "c"])
     stakes = validator_stakes(keys, ["a", "b"], stake=700)
-    genesis = build_genesis(manifest_path("avx2"), stakes, genesis_time_ms=1234)
+    genesis = build_genesis(load_manifest(manifest_path("avx2")), stakes, genesis_time_ms=1234)
     target = genesis.target
     assert {(v.key, v.stake) for v in target.validators} == {(keys["a"].public_key, 700),
                                                             (keys["b"].public_key, 700)}
     assert target.epoch_seconds == DEVNET_EPOCH_SECONDS < 60
     assert target.profile == "avx2" and target.genesis_time_ms == 1234
     objects = [decode_object(o) if i == len(genesis.objects()) - 1 else o
-               for i, o in enumerate(decode_bundle(genesis_bundle(genesis)))]
+               for i, o in enumerate(decode_bundle(encode_genesis_file(genesis)))]
     assert isinstance(objects[-1], Target) and objects[-1].cid == target.cid
     with pytest.raises(DevnetError, match="validator"):
-        build_genesis(manifest_path("avx2"), [], genesis_time_ms=1)
+        build_genesis(load_manifest(manifest_path("avx2")), [], genesis_time_ms=1)
 
 
-def test_devnet_proposers_may_measure_as_carefully_as_verifiers():
-    stakes = validator_stakes(generate_keys(["a"]), ["a"])
-    plain = build_genesis(manifest_path("avx2"), stakes, genesis_time_ms=1).target.stats
-    careful = build_genesis(manifest_path("avx2"), stakes, genesis_time_ms=1,
-                            proposer_pairs=15).target.stats
-    capped = build_genesis(manifest_path("avx2"), stakes, genesis_time_ms=1,
-                           proposer_pairs=10_000).target.stats
-    assert plain.proposer_pairs < careful.proposer_pairs == 15
-    assert capped.proposer_pairs == capped.pairs == plain.pairs
+def test_devnet_proposers_measure_as_carefully_as_verifiers():
+    manifest = load_manifest(manifest_path("avx2"))
+    stats = build_genesis(manifest, validator_stakes(generate_keys(["a"]), ["a"]),
+                          genesis_time_ms=1).target.stats
+    assert manifest.stats.proposer_pairs < stats.proposer_pairs == stats.pairs
 
 
 # --- layout ----------------------------------------------------------------------------------
@@ -217,18 +215,18 @@ def test_node_config_bootstraps_to_earlier_nodes_and_round_trips(tmp_path):
 def test_write_layout_makes_a_data_dir_per_node(tmp_path):
     p = plan(hostile=("05-bench-reports-less.patch",))
     keys = generate_keys([n.name for n in p.nodes] + [ADVERSARY])
-    genesis = build_genesis(manifest_path("avx2"), validator_stakes(keys, [
+    genesis = build_genesis(load_manifest(manifest_path("avx2")), validator_stakes(keys, [
         n.name for n in p.validators]), genesis_time_ms=1)
     root = tmp_path / "devnet"
     prepare_dir(root)
-    layout = write_layout(root, p, keys, genesis_bundle(genesis), str(genesis.target.cid))
+    layout = write_layout(root, p, keys, encode_genesis_file(genesis), str(genesis.target.cid))
     for node in p.nodes:
         node_dir = root / node.name
         config = load_config(node_dir)
         assert config.http.port == node.http_port
         assert load_key(node_dir / "keys", None).key.public_key == keys[node.name].public_key
         assert (node_dir / config.targets.genesis_files[0]).read_bytes() == \
-            genesis_bundle(genesis)
+            encode_genesis_file(genesis)
         patches = sorted(p.name for p in (node_dir / "patches").glob("*")) \
             if node.patches else []
         assert patches == sorted(node.patches)
@@ -241,9 +239,8 @@ def test_write_layout_makes_a_data_dir_per_node(tmp_path):
         n.name: layout.peer_ids[n.name] for n in p.nodes}
     assert data["adversary"]["public_key"] == keys[ADVERSARY].public_key.hex()
     assert [n["name"] for n in data["nodes"]] == [n.name for n in p.nodes]
-    builds = root / "verifier-1" / "work" / "verifier" / str(genesis.target.cid)[-16:] / "builds"
-    assert builds.resolve() == (root / BUILD_CACHE).resolve()
-    assert not (root / BYZANTINE / "work" / "proposer").exists()
+    for node in p.nodes:  # one build cache, the devnet's
+        assert load_config(root / node.name).verifier.build_cache == str(root / BUILD_CACHE)
     # A second run clears a devnet directory but for its build cache; anything else is refused.
     (root / BUILD_CACHE / "entry").write_text("x")
     prepare_dir(root)
@@ -263,18 +260,22 @@ def test_write_layout_makes_a_data_dir_per_node(tmp_path):
 @pytest.fixture(scope="module")
 def genesis():
     keys = generate_keys(["v"])
-    return build_genesis(manifest_path("avx2"), validator_stakes(keys, ["v"]),
+    return build_genesis(load_manifest(manifest_path("avx2")), validator_stakes(keys, ["v"]),
                          genesis_time_ms=1)
 
 
-def test_hostile_commit_is_signed_on_the_genesis_and_carries_its_tree(genesis):
-    key = generate_keys(["x"])["x"]
-    hc = hostile_commit(genesis, read_patch(HOSTILE / "05-bench-reports-less.patch"), key,
-                        time_ms=5)
+def signed_hostile(genesis, name, tmp_path):
+    patch = read_patch(HOSTILE / name)
+    workspace = apply_patches(genesis, [], [patch], tmp_path)[name]
+    return hostile_commit(genesis, patch, workspace, generate_keys(["x"])["x"], time_ms=5)
+
+
+def test_hostile_commit_is_signed_on_the_genesis_and_carries_its_tree(genesis, tmp_path):
+    hc = signed_hostile(genesis, "05-bench-reports-less.patch", tmp_path)
     commit = decode_object(hc.objects[-1])
     assert isinstance(commit, Commit) and commit.cid == hc.commit.cid
     commit.verify()
-    assert commit.parents == (genesis.target.cid,) and commit.author == key.public_key
+    assert commit.parents == (genesis.target.cid,) and commit.author == commit.signer
     assert commit.claim.ratio_ppm < 1_000_000
     tree = decode_object(hc.objects[-2])
     assert tree.cid == commit.tree
@@ -288,12 +289,31 @@ def test_hostile_commit_is_signed_on_the_genesis_and_carries_its_tree(genesis):
     assert hc.expect == "scope_violation"
 
 
-def test_a_symlink_cannot_travel_in_a_tree(genesis):
-    key = generate_keys(["x"])["x"]
-    hc = hostile_commit(genesis, read_patch(HOSTILE / "06-symlink-outside.patch"), key,
-                        time_ms=5)
+def test_a_symlink_cannot_travel_in_a_tree(genesis, tmp_path):
+    hc = signed_hostile(genesis, "06-symlink-outside.patch", tmp_path)
     tree = decode_object(hc.objects[-2])
     assert "dft/src/precomputed_twiddles.rs" not in tree.entries
+    # the rest of the patch did apply: the file that includes the link changed
+    changed = tree.entries["dft/src/radix2_dit.rs"].blob
+    assert changed != genesis.base_tree.entries["dft/src/radix2_dit.rs"].blob
+
+
+def test_good_patches_stack_on_their_depends_on_and_a_cycle_is_refused(genesis, tmp_path):
+    good = read_patches(GOOD)
+    applied = apply_patches(genesis, good, [], tmp_path)
+    assert set(applied) == {"genesis", *(p.name for p in good)}
+    for patch in good:  # each adds to the workspace of the patch it depends on
+        parent = applied[patch.depends_on or "genesis"]
+        assert applied[patch.name].tree_cid != parent.tree_cid
+    items = build_items(genesis, applied)
+    assert len({item.workspace.tree_cid for item in items}) == len(items) == len(applied)
+    looped = [dataclasses.replace(p, headers={**p.headers, "depends-on": "x.patch"})
+              for p in good[:1]]
+    looped.append(dataclasses.replace(good[1], path=good[1].path.with_name("x.patch"),
+                                      headers={**good[1].headers,
+                                               "depends-on": good[0].name}))
+    with pytest.raises(DevnetError, match="cycle"):
+        apply_patches(genesis, looped, [], tmp_path)
 
 
 # --- live view and summary from recorded API JSON -------------------------------------------
@@ -536,11 +556,6 @@ def test_launcher_deadline_names_silent_nodes(tmp_path):
             launcher.wait_ready(timeout=1)
     finally:
         assert launcher.stop(grace=5.0) == []
-
-
-def test_bundle_objects_decode(genesis):
-    items = decode(genesis_bundle(genesis))
-    assert isinstance(items, list) and len(items) == len(genesis.objects())
 
 
 def test_a_proposer_is_idle_when_its_role_says_so_or_its_log_covers_its_patches():

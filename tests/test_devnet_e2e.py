@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from protocol.objects import REJECTING_RESULTS
+
 POI = Path(sys.executable).with_name("poi")
-REJECTING = {"gate_failed", "build_failed", "scope_violation"}
+
 PPM = 1_000_000
 
 pytestmark = [
@@ -78,7 +80,8 @@ def test_devnet_ends_with_verified_chain_rejections_slash_and_one_final_head(tmp
         for cid in hostile:
             assert cid in rejected, (name, cid, report["hostile"][cid])
             reasons = rejected[cid]["reasons"]
-            assert sum(n for r, n in reasons.items() if r in REJECTING) >= 2, (name, reasons)
+            against = sum(n for r, n in reasons.items() if r in REJECTING_RESULTS)
+            assert against >= 2, (name, reasons)
         # the Byzantine verifier slashed and ejected
         stakes = answers["stakes"]
         # (the devnet's default Byzantine mode lies: a challenge of its claim that a

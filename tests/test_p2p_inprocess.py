@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 from libp2p.security.secio import transport as secio
 from multiaddr import Multiaddr
 
+from node.devnet.layout import free_ports
 from node.p2p import (
     ACCEPT,
     MAX_GOSSIP_BYTES,
@@ -88,12 +88,6 @@ async def by_prefix(peer: str, data: bytes) -> Any:
     if data.startswith(b"I"):
         return Ignore("marked I")
     return ACCEPT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def mesh_ready(*nodes: Any, topic: str = TOPIC) -> None:
@@ -187,7 +181,7 @@ def test_build_host_refuses_a_listen_address_that_is_not_tcp():
 # --- bootstrap and peer exchange -----------------------------------------------------------------
 def test_bootstrap_peer_down_at_start_is_connected_when_it_comes_up_and_after_restarts():
     async def scenario() -> None:
-        port = free_port()
+        port = next(free_ports())
         key_a = SigningKey.generate()
         listen = (f"/ip4/127.0.0.1/tcp/{port}",)
         boot = f"/ip4/127.0.0.1/tcp/{port}/p2p/{key_a.peer_id}"

@@ -1,10 +1,10 @@
 """The proposer on the real example target (examples/plonky3, quick AVX2 profile).
 
 - The patch strategy takes the good example patches, in order, to a chain of signed commits
-  that follows their Depends-On headers (01 and 02 both on the baseline, 03…06 on 02); the
+  that follows their Depends-On headers (01 and 02 both on the baseline, 03…05 on 02); the
   evaluator there is a deterministic stand-in, so this part builds nothing.
 - The Claude strategy, with the real anthropic client against a local fake Messages API and
-  the real sandboxed pipeline: a keep (patches 02–05 written through the tools: about 30 %
+  the real sandboxed pipeline: a keep (patches 02–04 written through the tools: about 30 %
   faster, far from a close call), a discard (back to the baseline: slower), a crash (a syntax
   error), an edit outside the scope refused, and the kept commit re-verified from the store
   exactly as another node's verifier does it.
@@ -48,8 +48,9 @@ HOSTILE = PLONKY3 / "patches" / "hostile"
 STACK = ["02-fused-inverse-scaling.patch", "03-bitrev-free-lde.patch",
          "04-blocked-passes-tables-fused-spread.patch"]
 PAIRS = 8
-"""Fewer than a verifier's 21, as a proposer may use; 8 bounds the interval by its 4th-largest
-Walsh average, so one or two disturbed pairs cannot flip a 30 % gain."""
+"""Fewer than a verifier's 31 (the quick target's pairs), as a proposer may use; 8 bounds the
+interval by its 4th-largest Walsh average, so one or two disturbed pairs cannot flip a 30 %
+gain."""
 PROPOSER = examples.key(11)
 
 
@@ -122,7 +123,7 @@ def test_good_patches_apply_in_order_along_their_dependencies(quick, tmp_path):
         commit = store.get(CID.parse(row.commit))
         assert isinstance(commit, Commit) and commit.author == PROPOSER.public_key
         commit.verify()
-    # The final best is exactly the whole stack 02..06 applied to the baseline.
+    # The final best is exactly the whole stack 02..05 applied to the baseline.
     expected = base
     for name in [*STACK, "05-twiddle-free-butterflies.patch"]:
         expected = workspace_with_patch(genesis.target, genesis.base_tree, expected,

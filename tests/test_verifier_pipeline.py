@@ -309,3 +309,16 @@ def test_scan_entries_and_tree_entries_agree_for_an_unmodified_workspace(env):
         base.commit_tree
     assert overlay(genesis.base_tree, genesis.target.writable, ws.commit_tree) == base.entries
     assert set(tree_entries(base.entries, lambda c: 1)) == set(ws.scan)
+
+
+def test_the_benchmark_phase_runs_on_the_targets_bench_cpus_then_everywhere_again():
+    from verifier.pipeline import _pinned
+
+    allowed = os.sched_getaffinity(0)
+    with _pinned(1):
+        assert os.sched_getaffinity(0) == {min(allowed)}
+    assert os.sched_getaffinity(0) == allowed
+    with _pinned(0):  # a bench that measures all cores is left alone
+        assert os.sched_getaffinity(0) == allowed
+    with _pinned(len(allowed) + 5):
+        assert os.sched_getaffinity(0) == allowed

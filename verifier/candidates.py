@@ -125,6 +125,11 @@ def read_patch(path: Path) -> PatchFile:
     return PatchFile(path=Path(path), headers=headers, text=text)
 
 
+_GIT_REPOSITORY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+                       "GIT_OBJECT_DIRECTORY")
+"""Variables that would point ``git apply`` at a repository (`apply_patch` says why not)."""
+
+
 def apply_patch(patch: PatchFile | str, directory: Path) -> None:
     """Apply a patch to ``directory`` with ``git apply`` (symlinks and modes included).
 
@@ -134,18 +139,13 @@ def apply_patch(patch: PatchFile | str, directory: Path) -> None:
     ``./devnet``) changed nothing and reported success.
     """
     text = patch.text if isinstance(patch, PatchFile) else patch
-    env = {k: v for k, v in os.environ.items() if k not in GIT_REPOSITORY_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_REPOSITORY_ENV}
     env["GIT_CEILING_DIRECTORIES"] = str(Path(directory).resolve().parent)
     result = subprocess.run(["git", "apply", "--whitespace=nowarn", "-p1", "-"], input=text,
                             text=True, capture_output=True, cwd=directory, timeout=60, env=env)
     if result.returncode != 0:
         name = patch.name if isinstance(patch, PatchFile) else "patch"
         raise CandidateError(f"{name} does not apply: {result.stderr.strip()[:500]}")
-
-
-GIT_REPOSITORY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
-                      "GIT_OBJECT_DIRECTORY", "GIT_CEILING_DIRECTORIES")
-"""Variables that would point ``git apply`` at a repository (`apply_patch` says why not)."""
 
 
 def workspace_with_patch(target: Target, base_tree: Tree, parent: Workspace,

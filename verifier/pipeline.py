@@ -132,6 +132,7 @@ class Pipeline:
 
     def __init__(self, target: Target, base_tree: Tree, work_dir: Path, *,
                  sandbox: bool = True, bench_lock: Path | str = "/tmp/poi-bench.lock",
+                 build_cache: Path | str | None = None,
                  toolchain: Toolchain | None = None, progress: Progress | None = None,
                  rng: random.Random | None = None) -> None:
         try:
@@ -143,6 +144,9 @@ class Pipeline:
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.work_dir, 0o755)  # the sandbox user must traverse it
+        self.build_cache = Path(build_cache) if build_cache else self.work_dir / "builds"
+        """Builds by (tree, toolchain, profile): this pipeline's own, or a directory several
+        pipelines (nodes on one machine) share."""
         self.sandbox = sandbox
         self.bench_lock = Path(bench_lock)
         self.toolchain = toolchain or detect_toolchain()
@@ -201,8 +205,9 @@ class Pipeline:
         """Build ``workspace`` once per (tree, toolchain, profile); later calls reuse it."""
         key = hashlib.sha256(f"{workspace.tree_cid}|{self.toolchain.id}|{self.target.profile}"
                              .encode()).hexdigest()[:32]
-        root = self.work_dir / "builds" / key
+        root = self.build_cache / key
         root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.build_cache, 0o755)
         os.chmod(root, 0o755)
         with _file_lock(root.with_suffix(".lock")):
             status_file = root / "status.json"
@@ -253,7 +258,7 @@ class Pipeline:
                    ) -> Evaluation:
         """K pairs, each in random order, each run a fresh process on a fresh input seed, under
         the host-wide benchmark lock so co-located nodes never measure at the same time."""
-        with _file_lock(self.bench_lock), _one_cpu():
+        with _file_lock(self.bench_lock), _pinned(self.target.limits.bench_cpus):
             phase_started = time.monotonic()
             for index in range(pairs):
                 self.progress("bench", index, pairs)
@@ -343,17 +348,16 @@ def _last_json(stdout: bytes) -> dict | None:
 
 
 @contextmanager
-def _one_cpu() -> Iterator[None]:
-    """Run the benchmark phase (and, by inheritance, every process it starts) on one CPU.
-
-    Both runs of a pair must see the same core: the vCPUs of a shared VM differ in speed by up
-    to 40% (measured with `taskset -c 0` vs `-c 1` on the quick bench), which otherwise lands in
-    the pair ratios as noise. The lowest CPU this process may use is taken, so a node pinned by
-    its operator (or the devnet) stays on its own CPU.
-    """
+def _pinned(cpus: int) -> Iterator[None]:
+    """Run the benchmark phase (and, by inheritance, every process it starts) on the ``cpus``
+    lowest CPUs this process may use (0: leave it alone), the target's ``limits.bench_cpus``.
+    The lowest are taken, so a node pinned by its operator (or the devnet) stays on its own."""
     allowed = os.sched_getaffinity(0)
+    if not cpus:
+        yield
+        return
     try:
-        os.sched_setaffinity(0, {min(allowed)})
+        os.sched_setaffinity(0, set(sorted(allowed)[:cpus]))
     except OSError:  # pragma: no cover - a cgroup that forbids it: measure unpinned
         yield
         return

@@ -1,8 +1,8 @@
 """The devnet's genesis: one key per node and the example target with its genesis stakes.
 
-Everything here is pure but for ``write_genesis`` (it writes the bundle) and ``host_profile``
-(it reads /proc/cpuinfo through verifier.hardware). The choices a local run needs are constants
-with their reasons beside them, so the summary and the README can quote them.
+Everything here is pure but for ``host_profile`` (it reads /proc/cpuinfo through
+verifier.hardware). The choices a local run needs are constants with their reasons beside them,
+so the summary and the README can quote them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from dag.manifest import Genesis, load_manifest, make_genesis
-from node.bundle import encode_bundle
+from dag.manifest import Genesis, Manifest, make_genesis
 from protocol.keys import SigningKey
 from verifier.hardware import host_profiles
 
@@ -81,32 +80,18 @@ def validator_stakes(keys: Mapping[str, SigningKey], validators: Iterable[str],
     return [(keys[name].public_key, stake) for name in validators]
 
 
-def build_genesis(manifest: Path, stakes: list[tuple[bytes, int]], *, genesis_time_ms: int,
-                  epoch_seconds: int = DEVNET_EPOCH_SECONDS,
-                  proposer_pairs: int | None = None) -> Genesis:
+def build_genesis(manifest: Manifest, stakes: list[tuple[bytes, int]], *, genesis_time_ms: int,
+                  epoch_seconds: int = DEVNET_EPOCH_SECONDS) -> Genesis:
     """The target of the devnet (the genesis of its DAG) with its base tree and blobs.
 
-    ``proposer_pairs`` raises the manifest's ``stats.proposer_pairs`` (capped at its
-    ``stats.pairs``): the devnet's proposers apply patches that stack on each other, and one
-    good patch a proposer wrongly discards on a noisy machine takes every patch that depends on
-    it out of the demo, so they measure as carefully as the verifiers do.
+    Its ``stats.proposer_pairs`` is raised to ``stats.pairs``: the devnet's proposers apply
+    patches that stack on each other, and one good patch a proposer wrongly discards on a noisy
+    machine takes every patch that depends on it out of the demo, so they measure as carefully
+    as the verifiers do.
     """
     if not stakes:
         raise DevnetError("a devnet needs at least one validator with genesis stake")
-    loaded = load_manifest(manifest)
-    if proposer_pairs is not None:
-        pairs = min(max(proposer_pairs, loaded.stats.proposer_pairs), loaded.stats.pairs)
-        loaded = dataclasses.replace(
-            loaded, stats=dataclasses.replace(loaded.stats, proposer_pairs=pairs))
-    return make_genesis(loaded, stakes, genesis_time_ms=genesis_time_ms,
+    careful = dataclasses.replace(manifest, stats=dataclasses.replace(
+        manifest.stats, proposer_pairs=manifest.stats.pairs))
+    return make_genesis(careful, stakes, genesis_time_ms=genesis_time_ms,
                         epoch_seconds=epoch_seconds)
-
-
-def genesis_bundle(genesis: Genesis) -> bytes:
-    """The bytes of ``genesis.bundle``: every object of the genesis, dependencies first."""
-    return encode_bundle([obj.encode() for obj in genesis.objects()])
-
-
-def write_genesis(genesis: Genesis, path: Path) -> Path:
-    path.write_bytes(genesis_bundle(genesis))
-    return path

@@ -13,15 +13,12 @@ its commit carries the patch without the link, and the build fails on the missin
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from dag.manifest import Genesis
-from dag.workspace import blob_reader
 from protocol.keys import SigningKey
 from protocol.objects import Claim, Commit
-from verifier.candidates import PatchFile, workspace_from_tree, workspace_with_patch
+from verifier.candidates import PatchFile, Workspace
 
 from .errors import DevnetError
 
@@ -45,17 +42,11 @@ class HostileCommit:
         return str(self.commit.cid)
 
 
-def hostile_commit(genesis: Genesis, patch: PatchFile, key: SigningKey, *, time_ms: int,
-                   scratch: Path | None = None) -> HostileCommit:
-    """Sign ``patch`` applied to the genesis workspace as a commit on the target."""
-    target, base = genesis.target, genesis.base_tree
-    parent = workspace_from_tree(target, base, None, blob_reader(genesis.blobs),
-                                 label="genesis")
-    with tempfile.TemporaryDirectory(prefix="poi-devnet-", dir=scratch) as tmp:
-        try:
-            candidate = workspace_with_patch(target, base, parent, patch, scratch=Path(tmp))
-        except Exception as exc:  # CandidateError: the example patch no longer applies
-            raise DevnetError(f"hostile patch {patch.name}: {exc}") from None
+def hostile_commit(genesis: Genesis, patch: PatchFile, candidate: Workspace, key: SigningKey, *,
+                   time_ms: int) -> HostileCommit:
+    """Sign ``candidate`` (``patch`` applied to the genesis workspace: prebuild.apply_patches)
+    as a commit on the target."""
+    target = genesis.target
     tree = candidate.commit_tree
     blobs = {}
     for entry in tree.entries.values():

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..http_client import get_json
 from .errors import DevnetError
 from .layout import Layout
 
@@ -31,7 +29,6 @@ READY_TIMEOUT_S = 120.0
 libp2p on two cores take a while)."""
 STOP_GRACE_S = 15.0
 """SIGTERM first; whatever still runs after this many seconds gets SIGKILL."""
-HTTP_TIMEOUT_S = 5.0
 LOG_TAIL_CHARS = 2000
 _PR_SET_PDEATHSIG = 1
 NODE_NICE = -10
@@ -53,16 +50,6 @@ def _child_setup(cpu: int | None, nice: int) -> Callable[[], None]:
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, 0, nice)
     return setup
-
-
-def http_json(url: str, *, timeout: float = HTTP_TIMEOUT_S, data: bytes | None = None,
-              content_type: str = "application/json") -> object:
-    """GET (or POST ``data`` to) ``url`` and decode its JSON; raises OSError/ValueError."""
-    request = urllib.request.Request(url, data=data)
-    if data is not None:
-        request.add_header("Content-Type", content_type)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 def log_tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
@@ -96,8 +83,6 @@ class Launcher:
 
     layout: Layout
     python: str = sys.executable
-    cpus: dict[str, int] = field(default_factory=dict)
-    """Node name -> the one CPU its process tree runs on (layout.assign_cpus); none: any."""
     nice: int = 0
     """Scheduling priority for the nodes (``NODE_NICE`` in a devnet; 0: unchanged)."""
     processes: list[NodeProcess] = field(default_factory=list)
@@ -120,7 +105,7 @@ class Launcher:
                 process = subprocess.Popen(
                     self.command(node.name), stdout=out, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, cwd=repo, env=env, start_new_session=True,
-                    preexec_fn=_child_setup(self.cpus.get(node.name), self.nice)
+                    preexec_fn=_child_setup(self.layout.cpus.get(node.name), self.nice)
                     if sys.platform == "linux" else None)
             self.processes.append(NodeProcess(node.name, node.http_url, log, process))
 
@@ -145,8 +130,8 @@ class Launcher:
         while waiting:
             self.check_alive()
             for name, node in list(waiting.items()):
-                with contextlib.suppress(OSError, ValueError):
-                    http_json(f"{node.url}/v1/status", timeout=2.0)
+                with contextlib.suppress(OSError):
+                    get_json(f"{node.url}/v1/status", timeout=2.0)
                     del waiting[name]
             if not waiting:
                 return

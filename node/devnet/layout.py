@@ -41,13 +41,13 @@ PATCHES_DIR = "patches"
 BUILD_CACHE = "build-cache"
 """One build cache for every node of the devnet, kept across devnet runs.
 
-Each node's pipeline caches builds in ``<data dir>/work/<role>/<target cid tail>/builds/``
-(node/runtime.py ``Node._pipeline``), keyed by (workspace tree CID, toolchain, profile) and
-locked per entry across processes. On one host the six nodes would otherwise build every tree
-up to five times — about 50 release builds of ≈ 5–10 s on two cores, most of the demo's time.
-So each node's ``builds`` is a symlink to this directory: the proposer's build of a commit is
-the one its verifiers use. Every verifier still runs the gate with its own seed and its own
-paired benchmark. On a real network each verifier builds for itself."""
+A pipeline caches builds keyed by (workspace tree CID, toolchain, profile), each entry locked
+across processes, by default in its own work directory. On one host the six nodes would then
+build every tree up to five times — about 50 release builds of ≈ 5–10 s on two cores, most of
+the demo's time. So every node's config names this directory as its ``verifier.build_cache``:
+the proposer's build of a commit is the one its verifiers use. Every verifier still runs the
+gate with its own seed and its own paired benchmark. On a real network each verifier builds for
+itself."""
 
 DEFAULT_HOSTILE = (
     "01-twiddle-table-cap-wrong-at-large-sizes.patch",
@@ -154,7 +154,7 @@ def patch_chains(patches: Sequence[PatchFile]) -> list[list[PatchFile]]:
 def split_patches(patches: Sequence[PatchFile], proposers: int) -> list[list[PatchFile]]:
     """Share whole ``Depends-On`` groups out over ``proposers``, largest first, each to whoever
     has least so far (pure). With the example's good patches and two proposers: one proposer
-    takes the chain 02 → 03 → 04 → 05 → 06, the other 01 (a sibling of 02 on the genesis)."""
+    takes the chain 02 → 03 → 04 → 05, the other 01 (a sibling of 02 on the genesis)."""
     if proposers < 1:
         raise DevnetError("a devnet needs at least one proposer")
     shares: list[list[PatchFile]] = [[] for _ in range(proposers)]
@@ -282,6 +282,7 @@ def node_config(plan: DevnetPlan, node: NodePlan, peer_ids: Mapping[str, str],
     config.http.port = node.http_port
     config.targets.follow = [target_cid]
     config.targets.genesis_files = [GENESIS_FILE]
+    config.verifier.build_cache = str(node_dir.parent / BUILD_CACHE)  # the devnet directory's
     if "verifier" in node.roles:
         config.verifier.pairs = plan.pairs
         config.verifier.byzantine = node.byzantine
@@ -341,6 +342,7 @@ def write_layout(root: Path, plan: DevnetPlan, keys: Mapping[str, SigningKey],
                     public_keys={n: k.public_key.hex() for n, k in keys.items()},
                     cpus=dict(cpus or {}))
     (root / LOG_DIR).mkdir(exist_ok=True)
+    (root / BUILD_CACHE).mkdir(exist_ok=True)  # kept across runs (prepare_dir)
     (root / GENESIS_FILE).write_bytes(genesis_bytes)
     keystore_log = logging.getLogger("node.keystore")
     level = keystore_log.level
@@ -358,22 +360,8 @@ def write_layout(root: Path, plan: DevnetPlan, keys: Mapping[str, SigningKey],
             for name in node.patches:
                 shutil.copyfile(patches_dir / name, node_dir / PATCHES_DIR / name)
         write_config(node_dir, node_config(plan, node, layout.peer_ids, target_cid, node_dir))
-        share_build_cache(node_dir, node.roles, target_cid, root / BUILD_CACHE)
     write_manifest(layout)
     return layout
-
-
-def share_build_cache(node_dir: Path, roles: Iterable[str], target_cid: str, cache: Path,
-                      *, direct: bool = False) -> None:
-    """Point the node's per-role build caches at the devnet's one (see ``BUILD_CACHE``);
-    ``direct``: ``node_dir`` is itself a pipeline's work directory."""
-    cache.mkdir(exist_ok=True)
-    cache.chmod(0o755)  # the sandbox's build user must traverse it
-    works = [node_dir] if direct else [node_dir / "work" / role / target_cid[-16:]
-                                      for role in roles if role in ("verifier", "proposer")]
-    for work in works:
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "builds").symlink_to(cache, target_is_directory=True)
 
 
 def manifest_data(layout: Layout) -> dict:

@@ -14,7 +14,7 @@ built (no verifier would build them). A rerun in the same devnet directory reuse
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from verifier.hardware import detect_toolchain
 from verifier.pipeline import Pipeline
 
 from .errors import DevnetError
+from .layout import patch_chains
 
 
 @dataclass(frozen=True)
@@ -45,35 +46,36 @@ def genesis_workspace(genesis: Genesis) -> Workspace:
                                blob_reader(genesis.blobs), label="genesis")
 
 
-def workspaces(genesis: Genesis, good: Sequence[PatchFile], hostile: Iterable[PatchFile],
-               scratch: Path) -> list[BuildItem]:
-    """The genesis, each good patch on the workspace of its ``Depends-On`` (the genesis when
-    it has none), each hostile patch on the genesis; in scope only, each tree once."""
-    target, base = genesis.target, genesis.base_tree
+def apply_patches(genesis: Genesis, good: Sequence[PatchFile], hostile: Iterable[PatchFile],
+                  scratch: Path) -> dict[str, Workspace]:
+    """By name: the genesis workspace (``"genesis"``), each good patch on the workspace of its
+    ``Depends-On`` (the genesis when it has none), each hostile patch on the genesis. Each is
+    what a commit of it carries (regular files only); the devnet builds them and the adversary
+    signs the hostile ones."""
     root = genesis_workspace(genesis)
-    items = [BuildItem("genesis", root)]
-    by_name: dict[str, Workspace] = {}
-    pending = list(good)
-    while pending:  # parents first, whatever the order given
-        ready = [p for p in pending if not p.depends_on or p.depends_on in by_name
-                 or p.depends_on not in {q.name for q in pending}]
-        if not ready:
-            raise DevnetError("the good patches' Depends-On headers form a cycle")
-        for patch in ready:
-            pending.remove(patch)
-            parent = by_name.get(patch.depends_on or "", root)
-            by_name[patch.name] = _apply(genesis, parent, patch, scratch)
-            items.append(BuildItem(patch.name, by_name[patch.name]))
+    applied = {"genesis": root}
+    for group in patch_chains(good):  # parents before children
+        for patch in group:
+            parent = applied.get(patch.depends_on or "", root)
+            applied[patch.name] = _apply(genesis, parent, patch, scratch)
+    if len(applied) != len(good) + 1:
+        raise DevnetError("the good patches' Depends-On headers form a cycle")
     for patch in hostile:
-        items.append(BuildItem(patch.name, _apply(genesis, root, patch, scratch)))
+        applied[patch.name] = _apply(genesis, root, patch, scratch)
+    return applied
+
+
+def build_items(genesis: Genesis, applied: Mapping[str, Workspace]) -> list[BuildItem]:
+    """What the verifiers will build: in scope only (no verifier builds the others), each tree
+    once."""
+    target, base = genesis.target, genesis.base_tree
     seen, unique = set(), []
-    for item in items:
-        ws = item.workspace
+    for label, ws in applied.items():
         if ws.tree_cid in seen or check_scope(base.entries, ws.scan, target.writable,
                                               target.limits.max_file_bytes):
             continue
         seen.add(ws.tree_cid)
-        unique.append(item)
+        unique.append(BuildItem(label, ws))
     return unique
 
 
@@ -88,13 +90,14 @@ def _apply(genesis: Genesis, parent: Workspace, patch: PatchFile, scratch: Path)
                                label=patch.name)
 
 
-def prebuild(genesis: Genesis, items: Sequence[BuildItem], work_dir: Path, *,
-             on_build: Callable[[int, int, str, float, bool], None] | None = None) -> int:
-    """Build every item into ``work_dir/builds`` (the shared cache); returns how many were
-    built now (the rest were cached). ``on_build(done, total, label, seconds, cached)``."""
+def prebuild(genesis: Genesis, items: Sequence[BuildItem], work_dir: Path, build_cache: Path,
+             *, on_build: Callable[[int, int, str, float, bool], None] | None = None) -> int:
+    """Build every item into ``build_cache`` (the one every node's config names); returns how
+    many were built now (the rest were cached). ``on_build(done, total, label, seconds,
+    cached)``."""
     repo = Path(__file__).resolve().parents[2]  # the nodes' working directory (launch.py)
     pipeline = Pipeline(genesis.target, genesis.base_tree, work_dir, sandbox=True,
-                        toolchain=detect_toolchain(repo))
+                        build_cache=build_cache, toolchain=detect_toolchain(repo))
     built = 0
     for index, item in enumerate(items, 1):
         result = pipeline.build(item.workspace)

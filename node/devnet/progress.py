@@ -1,7 +1,7 @@
 """The live view: what the network is doing, polled from every node's HTTP API.
 
 ``poll`` (I/O) reads each node's ``/v1/status`` and ``/v1/targets/{t}/heads``, and from one
-honest verifier the DAG, the stakes and the rejected commits; everything after that is pure:
+honest verifier the DAG and the stakes; everything after that is pure:
 ``counts`` and ``diff_events`` turn two snapshots into numbers and news lines, ``render`` turns a
 snapshot into a rich renderable. The tests feed recorded JSON in the API's shapes to the pure
 part.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from rich.text import Text
 
 from protocol.constants import PPM
 
-from .launch import http_json
+from ..http_client import get_json
 
 STATUS_STYLE = {"final": "bold green", "accepted": "green", "rejected": "red",
                 "pending": "yellow"}
@@ -49,11 +50,9 @@ class Snapshot:
     names: dict[str, str]
     """Public key (hex) -> node name (and the adversary's key -> "adversary")."""
     source: str = ""
-    """The node whose view the DAG, stakes and rejected list come from."""
+    """The node whose view the DAG and the stakes come from."""
     dag: list[dict] = field(default_factory=list)
     stakes: dict | None = None
-    rejected: list[dict] = field(default_factory=list)
-    hostile: dict[str, dict] = field(default_factory=dict)
     """Hostile commit CID -> {patch, expect, threat} (what the adversary submitted)."""
 
     def commits(self) -> list[dict]:
@@ -81,10 +80,7 @@ class Counts:
 
 def counts(snap: Snapshot) -> Counts:
     commits = snap.commits()
-    by_status: dict[str, int] = {}
-    for commit in commits:
-        by_status[commit.get("status", "pending")] = by_status.get(
-            commit.get("status", "pending"), 0) + 1
+    by_status = Counter(commit.get("status", "pending") for commit in commits)
     statuses = [n.status for n in snap.nodes if n.status]
     return Counts(
         proposed=len(commits),
@@ -190,14 +186,12 @@ def headline(snap: Snapshot) -> Text:
     return text
 
 
-def render(snap: Snapshot, events: Iterable[str] = (), note: str = "") -> Group:
+def render(snap: Snapshot, events: Iterable[str] = ()) -> Group:
     """The live view of one snapshot (pure)."""
     parts: list = [headline(snap), node_table(snap), commit_table(snap)]
     events = list(events)[-EVENT_LINES:]
     if events:
         parts.append(Text("\n".join(events), "dim"))
-    if note:
-        parts.append(Text(note, "yellow"))
     return Group(*parts)
 
 
@@ -208,7 +202,7 @@ def fetch_dag(url: str, target: str, *, timeout: float = 5.0) -> list[dict]:
     nodes: list[dict] = []
     since: int | None = 0
     while since is not None:
-        page = http_json(f"{url}/v1/targets/{target}/dag?since={since}&limit=500",
+        page = get_json(f"{url}/v1/targets/{target}/dag?since={since}&limit=500",
                          timeout=timeout)
         nodes.extend(page.get("nodes") or [])
         following = page.get("next")
@@ -217,8 +211,7 @@ def fetch_dag(url: str, target: str, *, timeout: float = 5.0) -> list[dict]:
 
 
 def poll(nodes: Iterable[NodeState], *, target: str, names: Mapping[str, str],
-         t0: float, source_order: Iterable[str] = (), down: Mapping[str, str] = (),
-         hostile: Mapping[str, dict] = ()) -> Snapshot:
+         t0: float, source_order: Iterable[str] = (), down: Mapping[str, str] = ()) -> Snapshot:
     """Read every node once (but those ``down`` names, with why). A node that does not
     answer keeps ``status=None`` and an error."""
     states = []
@@ -227,22 +220,21 @@ def poll(nodes: Iterable[NodeState], *, target: str, names: Mapping[str, str],
         state = NodeState(node.name, node.roles, node.url, down=down.get(node.name, ""))
         if not state.down:
             try:
-                state.status = http_json(f"{node.url}/v1/status", timeout=3.0)
-                state.heads = http_json(f"{node.url}/v1/targets/{target}/heads", timeout=3.0)
-            except (OSError, ValueError) as exc:
+                state.status = get_json(f"{node.url}/v1/status", timeout=3.0)
+                state.heads = get_json(f"{node.url}/v1/targets/{target}/heads", timeout=3.0)
+            except OSError as exc:
                 state.error = _short_error(exc)
         states.append(state)
     snap = Snapshot(elapsed_s=time.monotonic() - t0, target=target, nodes=states,
-                    names=dict(names), hostile=dict(hostile))
+                    names=dict(names))
     answering = {s.name: s for s in states if s.status is not None}
     for name in [*source_order, *answering]:
         source = answering.get(name)
         if source is None:
             continue
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError):
             snap.dag = fetch_dag(source.url, target)
-            snap.stakes = http_json(f"{source.url}/v1/targets/{target}/stakes")
-            snap.rejected = http_json(f"{source.url}/v1/targets/{target}/rejected")
+            snap.stakes = get_json(f"{source.url}/v1/targets/{target}/stakes")
             snap.source = name
             break
     return snap

@@ -10,14 +10,14 @@ Every node process is stopped by PID on the way out, whatever the way out is.
 
 Time budget of a default run on a 2-core machine: one run of the quick bench takes ≈ 0.25 s with
 its sandbox, so a pair ≈ 0.5 s and an evaluation at the target's 31 pairs ≈ 15.5 s of benchmark,
-and the host-wide bench lock serialises every benchmark. Proposer-1 evaluates its 5 patches at the
-target's proposer pairs, proposer-2 its one, and the three honest verifiers each evaluate the 4–6
-published good commits (3 × 5 × 15.5 s ≈ 230 s): ≈ 300 s of benchmarks in a row. The hostile
-commits cost gates only (≈ 1 s each, builds are cached): ≈ 10–30 s before the proposers start.
-Gates, finality and the slash overlap the benchmarks. Filling the build cache takes ≈ 50 s the
-first time (14 release builds), nothing on a rerun in the same directory; setting up the virtual
-environment and building the example ≈ 40 s from local wheels. Total ≈ 6–7 min; ``--pairs 9`` for
-the verifiers saves ≈ 1.5 min at the price of wider intervals.
+and the host-wide bench lock serialises every benchmark. Proposer-1 evaluates its 4 patches and
+proposer-2 its one at the same pairs, and the three honest verifiers each evaluate the 3–5
+published good commits: ≈ 3–5 min of benchmarks in a row. The hostile commits cost gates only
+(≈ 1 s each, builds are cached): ≈ 20–50 s before the proposers start. Gates, finality and the
+slash overlap the benchmarks. Filling the build cache takes ≈ 30 s the first time (13 release
+builds), nothing on a rerun in the same directory. Measured from a fresh clone: 268 s for
+``make demo`` in all, set-up included (README); ``--pairs 9`` for the verifiers saves ≈ 1 min
+at the price of wider intervals.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import tempfile
 import time
@@ -38,12 +37,17 @@ from rich.live import Live
 
 from dag.manifest import Genesis, load_manifest
 from node.bundle import encode_bundle
+from proposer.log import ExperimentLog
+from proposer.loop import LOG_NAME
 from protocol.keys import SigningKey
-from verifier.candidates import read_patch
+from verifier.candidates import PatchFile, Workspace
 from verifier.hardware import HardwareError
 from verifier.pipeline import EvaluationError
-from verifier.sandbox import SandboxError
+from verifier.sandbox import SandboxError, check_sandbox
 
+from ..genesis_file import encode_genesis_file
+from ..http_client import get_json, post_bundle
+from ..runtime import PROPOSER_WORK_DIR
 from .errors import DevnetError
 from .genesis import (
     DEVNET_EPOCH_SECONDS,
@@ -51,13 +55,12 @@ from .genesis import (
     GENESIS_STAKE,
     build_genesis,
     generate_keys,
-    genesis_bundle,
     host_profile,
     manifest_path,
     validator_stakes,
 )
 from .hostile import hostile_commit
-from .launch import NODE_NICE, Launcher, http_json
+from .launch import NODE_NICE, Launcher
 from .layout import (
     ADVERSARY,
     BUILD_CACHE,
@@ -71,10 +74,9 @@ from .layout import (
     prepare_dir,
     read_patches,
     select_hostile,
-    share_build_cache,
     write_layout,
 )
-from .prebuild import prebuild, workspaces
+from .prebuild import apply_patches, build_items, prebuild
 from .progress import NodeState, Snapshot, diff_events, poll, render
 from .summary import (
     Done,
@@ -87,13 +89,6 @@ from .summary import (
     unresolved,
 )
 
-DEFAULT_DIR = Path("devnet")
-DEFAULT_TIMEOUT_S = 600
-DEVNET_PAIRS = 0
-"""Paired benchmark runs per verification: 0 is the target's own ``stats.pairs`` (21 for the
-quick target). Fewer (``--pairs``) save ≈ 0.5 s per pair per verification; on a busy two-core
-machine 15 pairs already left a real 6% improvement not_improved on all three verifiers once.
-The proposers always measure with the target's ``stats.pairs`` (genesis.build_genesis)."""
 POLL_S = 2.0
 DONE_CHECK_S = 6.0
 HOSTILE_PHASE_MAX_S = 90.0
@@ -113,7 +108,7 @@ result, or after this many seconds. On a two-core machine whose cores share one 
 (or a busy neighbour), whatever runs on the other core dilutes a benchmark: the example's first
 good patch (−6% at the quick size) measured −7.5% with the other core idle, −4.4% with gates
 running there, and −2.6% [−5.7%, +1.1%] (not improved: discarded) in a devnet run where both
-proposers started together. That first patch is the root of the whole chain 02 → 06, so it gets
+proposers started together. That first patch is the root of the whole chain 02 → 05, so it gets
 the quietest machine the devnet can give it."""
 STALL_S = 90.0
 """Stop watching when nothing has changed this long, the proposers are idle and no commit
@@ -126,13 +121,20 @@ REFERENCE = HONEST_VERIFIERS[0]
 
 @dataclass
 class DevnetOptions:
-    dir: Path = DEFAULT_DIR
-    full: bool = False
-    byzantine: str = "lie"
-    exit_when_done: bool = False
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    hostile: str = "default"
-    pairs: int = DEVNET_PAIRS
+    """What ``poi devnet`` was asked for (its options, with their defaults, are in
+    node/devnet_cli.py)."""
+
+    dir: Path
+    full: bool
+    byzantine: str
+    exit_when_done: bool
+    timeout_s: float
+    hostile: str
+    pairs: int
+    """Paired benchmark runs per verification: 0 is the target's own ``stats.pairs``. Fewer
+    save ≈ 0.5 s per pair per verification; on a busy two-core machine 15 pairs already left a
+    real 6% improvement not_improved on all three verifiers once. The proposers always measure
+    with the target's ``stats.pairs`` (genesis.build_genesis)."""
 
 
 def run_devnet(options: DevnetOptions, console: Console | None = None) -> int:
@@ -144,8 +146,7 @@ def run_devnet(options: DevnetOptions, console: Console | None = None) -> int:
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         devnet = _set_up(options, console)
-        launcher = Launcher(devnet.layout, cpus=devnet.layout.cpus,
-                            nice=NODE_NICE if os.geteuid() == 0 else 0)
+        launcher = Launcher(devnet.layout, nice=NODE_NICE if os.geteuid() == 0 else 0)
         return _run(options, console, devnet, launcher)
     except DevnetError as exc:
         console.print(f"[bold red]devnet: {exc}[/]")
@@ -169,27 +170,36 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def _check_prerequisites() -> None:
-    if shutil.which("bwrap") is None:
-        raise DevnetError("bubblewrap (bwrap) is not installed: verifiers run proposer code only "
-                          "inside its sandbox. Install it (apt-get install bubblewrap; `make "
-                          "demo` does this when run as root).")
+    try:
+        check_sandbox()
+    except SandboxError as exc:
+        raise DevnetError(f"verifiers run proposer code only inside bubblewrap's sandbox, which "
+                          f"does not work here: {exc} (`make demo` installs bubblewrap when run "
+                          "as root)") from None
 
 
 @dataclass
 class Devnet:
     layout: Layout
     genesis: Genesis
-    description: str
-    """The target in words, for the summary's speed-up line."""
     adversary: SigningKey
+    hostile: dict[str, PatchFile]
+    """The chosen hostile patches by name ..."""
+    workspaces: dict[str, Workspace]
+    """... and every workspace the devnet built, by patch name (prebuild.apply_patches)."""
+
+    @property
+    def description(self) -> str:
+        """The target in words, for the summary's speed-up line."""
+        return self.genesis.target.description.split(":")[0]
 
 
 def _set_up(options: DevnetOptions, console: Console) -> Devnet:
     profile = host_profile()
     manifest = manifest_path(profile, full=options.full)
     good = read_patches(EXAMPLE / "patches" / "good")
-    hostile_names = [p.name for p in read_patches(EXAMPLE / "patches" / "hostile")]
-    hostile = select_hostile(options.hostile, profile, hostile_names)
+    every_hostile = {p.name: p for p in read_patches(EXAMPLE / "patches" / "hostile")}
+    hostile = select_hostile(options.hostile, profile, list(every_hostile))
     plan = plan_devnet(good, hostile, profile=profile, manifest=str(manifest),
                        pairs=options.pairs, byzantine=options.byzantine, stake=GENESIS_STAKE,
                        ports=free_ports())
@@ -201,13 +211,12 @@ def _set_up(options: DevnetOptions, console: Console) -> Devnet:
     prepare_dir(root)
     keys = generate_keys([n.name for n in plan.nodes] + [ADVERSARY])
     stakes = validator_stakes(keys, [n.name for n in plan.validators])
-    loaded = load_manifest(manifest)
-    genesis = build_genesis(manifest, stakes, genesis_time_ms=int(time.time() * 1000),
-                            proposer_pairs=loaded.stats.pairs)
+    genesis = build_genesis(load_manifest(manifest), stakes,
+                            genesis_time_ms=int(time.time() * 1000))
     cpus = {} if options.full else assign_cpus(plan, sorted(os.sched_getaffinity(0)))
-    layout = write_layout(root, plan, keys, genesis_bundle(genesis), str(genesis.target.cid),
+    layout = write_layout(root, plan, keys, encode_genesis_file(genesis), str(genesis.target.cid),
                           cpus=cpus)
-    description = loaded.description.split(":")[0]
+    description = genesis.target.description.split(":")[0]
     console.print(f"target [green]{genesis.target.name}[/] {genesis.target.cid}\n"
                   f"  {description}\n  benchmark pairs per evaluation: "
                   f"{genesis.target.stats.proposer_pairs} for proposers, "
@@ -229,34 +238,36 @@ def _set_up(options: DevnetOptions, console: Console) -> Devnet:
     if hostile:
         console.print(f"  {ADVERSARY:<11} (no node) submits hostile patches "
                       f"{', '.join(h.split('-')[0] for h in hostile)} over HTTP")
-    gate_failing = [h for h in hostile
-                    if read_patch(EXAMPLE / "patches" / "hostile" / h).expect == "gate_failed"]
+    chosen = {name: every_hostile[name] for name in hostile}
+    gate_failing = [name for name, patch in chosen.items() if patch.expect == "gate_failed"]
     if options.byzantine == "lie" and not gate_failing:
         console.print("[yellow]note: the lying verifier is slashed through a challenge of its "
                       "claim that a gate-failing commit passed the gate; none of the chosen "
                       "hostile patches fails the gate, so expect no slash[/]")
-    _prebuild(layout, genesis, good, console)
-    return Devnet(layout, genesis, description, keys[ADVERSARY])
+    applied = _prebuild(layout, genesis, good, list(chosen.values()), console)
+    return Devnet(layout, genesis, keys[ADVERSARY], chosen, applied)
 
 
-def _prebuild(layout: Layout, genesis: Genesis, good: list, console: Console) -> None:
-    """Fill the shared build cache first (node/devnet/prebuild.py says why)."""
+def _prebuild(layout: Layout, genesis: Genesis, good: list[PatchFile],
+              hostile: list[PatchFile], console: Console) -> dict[str, Workspace]:
+    """Fill the shared build cache first (node/devnet/prebuild.py says why); returns every
+    workspace by patch name."""
     started = time.monotonic()
     work = layout.root / "prebuild"
-    share_build_cache(work, ["prebuild"], "", layout.root / BUILD_CACHE, direct=True)
-    hostile = [read_patch(EXAMPLE / "patches" / "hostile" / n) for n in layout.plan.hostile]
     with tempfile.TemporaryDirectory(prefix="scratch-", dir=layout.root) as scratch:
-        items = workspaces(genesis, good, hostile, Path(scratch))
+        applied = apply_patches(genesis, good, hostile, Path(scratch))
+    items = build_items(genesis, applied)
     with console.status("building the workspaces …") as status:
         def report(done: int, total: int, label: str, seconds: float, cached: bool) -> None:
             status.update(f"building the workspaces into the shared cache: {done}/{total} "
                           f"({label}{', cached' if cached else f', {seconds:.0f} s'})")
         try:
-            built = prebuild(genesis, items, work, on_build=report)
+            built = prebuild(genesis, items, work, layout.root / BUILD_CACHE, on_build=report)
         except (EvaluationError, SandboxError, HardwareError, OSError) as exc:
             raise DevnetError(f"cannot build the example target here: {exc}") from None
     console.print(f"{len(items)} workspaces in the shared build cache ({built} built now, "
                   f"{len(items) - built} reused) in {time.monotonic() - started:.0f} s")
+    return applied
 
 
 def _names(layout: Layout) -> dict[str, str]:
@@ -272,19 +283,17 @@ def _submit_hostile(devnet: Devnet, console: Console) -> dict[str, dict]:
     layout = devnet.layout
     if not layout.plan.hostile:
         return {}
-    key = devnet.adversary
     via = layout.plan.node(REFERENCE)
-    hostile_dir = EXAMPLE / "patches" / "hostile"
     submitted: dict[str, dict] = {}
-    for name in layout.plan.hostile:
-        commit = hostile_commit(devnet.genesis, read_patch(hostile_dir / name), key,
+    for name, patch in devnet.hostile.items():
+        commit = hostile_commit(devnet.genesis, patch, devnet.workspaces[name], devnet.adversary,
                                 time_ms=int(time.time() * 1000))
         try:
-            answer = http_json(f"{via.http_url}/v1/commits", data=encode_bundle(commit.objects),
-                               content_type="application/x-poi-bundle", timeout=30.0)
+            answer = post_bundle(f"{via.http_url}/v1/commits", encode_bundle(commit.objects),
+                                 timeout=30.0)
         except OSError as exc:
             raise DevnetError(f"{via.name} refused the adversary's commit for {name}: "
-                              f"{_http_error_text(exc)}") from None
+                              f"{exc}") from None
         if commit.cid not in (answer.get("accepted") or []):
             console.print(f"[yellow]{via.name} did not take {name}: {answer}[/]")
             continue
@@ -294,20 +303,6 @@ def _submit_hostile(devnet: Devnet, console: Console) -> dict[str, dict]:
     console.print(f"{ADVERSARY} submitted {len(submitted)} hostile commits through "
                   f"{via.name}'s HTTP API")
     return submitted
-
-
-def _http_error_text(exc: OSError) -> str:
-    body = getattr(exc, "read", None)
-    if callable(body):
-        try:
-            return f"{exc}: {body().decode('utf-8', 'replace')[:500]}"
-        except OSError:
-            pass
-    return str(exc)
-
-
-PROPOSER_LOG = Path("work") / "proposer-repo" / "log.jsonl"
-"""The experiment log of a node's proposer role (node/runtime.py ``_start_proposer``)."""
 
 
 def proposer_idle(status: dict | None, log_rows: list[dict], patches: Sequence[str]) -> bool:
@@ -321,45 +316,39 @@ def proposer_idle(status: dict | None, log_rows: list[dict], patches: Sequence[s
     return all(name in tried for name in patches)
 
 
-def read_log_rows(path: Path) -> list[dict]:
-    rows = []
-    with contextlib.suppress(OSError):
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                rows.append(json.loads(line))
-    return rows
-
-
 def gather_outcome(layout: Layout, snap: Snapshot, hostile: dict[str, dict],
-                   description: str = "") -> Outcome:
-    """The summary's inputs: the snapshot plus the chain and verdicts from the reference."""
+                   description: str = "", *, complete: bool = False) -> Outcome:
+    """The summary's inputs: the snapshot plus the chain and verdicts from the reference.
+
+    While watching, only what the done-check reads: the verdicts on pending commits, and every
+    node's ledger once all nodes run. ``complete`` (for the summary) adds the verdicts on every
+    commit not on the chain, and every node's ledger whatever runs."""
     source = next((n for n in snap.nodes if n.name == snap.source), None)
     chain: dict = {"steps": [], "speedup": 1.0}
     attestations: dict[str, list[dict]] = {}
     if source is not None:
         try:
-            chain = http_json(f"{source.url}/v1/targets/{layout.target}/chain")
+            chain = get_json(f"{source.url}/v1/targets/{layout.target}/chain")
             on_chain = {s.get("cid") for s in chain.get("steps", [])}
             for node in snap.commits():
-                if node["cid"] not in on_chain:
-                    attestations[node["cid"]] = http_json(
+                if node["cid"] not in on_chain and (complete or node.get("status") == "pending"):
+                    attestations[node["cid"]] = get_json(
                         f"{source.url}/v1/commits/{node['cid']}/attestations")
-        except (OSError, ValueError):
+        except OSError:
             pass
     plan = layout.plan
-    experiments = {n.name: read_log_rows(layout.node_dir(n.name) / PROPOSER_LOG)
-                   for n in plan.proposers}
+    experiments = {n.name: [row.to_json() for row in ExperimentLog(
+        layout.node_dir(n.name) / PROPOSER_WORK_DIR / LOG_NAME).rows()] for n in plan.proposers}
     ledgers: dict[str, str | None] = {}
-    for node in snap.nodes:
-        if node.down:
+    if complete or not any(node.down for node in snap.nodes):
+        for node in snap.nodes:
             ledgers[node.name] = None
-            continue
-        try:
-            stakes = snap.stakes if node.name == snap.source and snap.stakes else \
-                http_json(f"{node.url}/v1/targets/{layout.target}/stakes")
-            ledgers[node.name] = ledger_fingerprint(stakes)
-        except (OSError, ValueError):
-            ledgers[node.name] = None
+            if node.down:
+                continue
+            stakes = snap.stakes if node.name == snap.source else None
+            with contextlib.suppress(OSError):
+                stakes = stakes or get_json(f"{node.url}/v1/targets/{layout.target}/stakes")
+                ledgers[node.name] = ledger_fingerprint(stakes)
     return Outcome(
         target=layout.target, chain=chain, dag=snap.dag, stakes=snap.stakes or {},
         heads={n.name: n.heads for n in snap.nodes}, attestations=attestations,
@@ -382,21 +371,21 @@ def node_report(url: str, target: str) -> dict:
                       ("stakes", f"/v1/targets/{target}/stakes"),
                       ("rejected", f"/v1/targets/{target}/rejected")):
         try:
-            report[key] = http_json(url + path)
-        except (OSError, ValueError) as exc:
+            report[key] = get_json(url + path)
+        except OSError as exc:
             report[key] = None
             report.setdefault("errors", {})[key] = str(exc)
     return report
 
 
-def write_report(layout: Layout, done: Done, elapsed_s: float, pids: dict[str, int]) -> Path:
-    """``summary.json``: the outcome and every node's own answers, read from its HTTP API."""
+def write_report(layout: Layout, done: Done, elapsed_s: float, pids: dict[str, int],
+                 hostile: dict[str, dict]) -> Path:
+    """``summary.json``: the outcome and every node's own answers, read from its HTTP API (once
+    more, at the end: each node's own, not the reference node's that the summary shows)."""
     path = layout.root / REPORT_NAME
     path.write_text(json.dumps({
         "done": done.ok, "missing": list(done.missing), "elapsed_s": round(elapsed_s, 1),
-        "target": layout.target, "pids": pids,
-        "hostile": json.loads((layout.root / HOSTILE_NAME).read_text())
-        if (layout.root / HOSTILE_NAME).exists() else {},
+        "target": layout.target, "pids": pids, "hostile": hostile,
         "nodes": {n.name: node_report(n.http_url, layout.target) for n in layout.plan.nodes},
     }, indent=1) + "\n")
     return path
@@ -407,9 +396,9 @@ def _run(options: DevnetOptions, console: Console, devnet: Devnet, launcher: Lau
     t0 = time.monotonic()
     # The proposer with the most patches first (see STAGGER_MAX_S), then the others.
     proposers = [n.name for n in sorted(plan.proposers, key=lambda n: -len(n.patches))]
-    # Hostile commits first, proposers once the network has dealt with them: see PHASES.
-    launcher.start(None if not plan.hostile else
-                   [n.name for n in plan.nodes if n.name not in proposers])
+    # Hostile commits first, proposers once the network has dealt with them (at once when
+    # there are none), one after the other: see PHASES and STAGGER_MAX_S.
+    launcher.start([n.name for n in plan.nodes if n.name not in proposers])
     with console.status("starting nodes …") as status:
         launcher.wait_ready(on_wait=lambda names: status.update(
             f"starting nodes: waiting for {', '.join(names)}"))
@@ -436,14 +425,14 @@ def _run(options: DevnetOptions, console: Console, devnet: Devnet, launcher: Lau
         nonlocal previous, last_check, last_news, stalled, first_started
         launcher.check_alive()
         snap = poll(states, target=layout.target, names=names, t0=t0,
-                    source_order=[REFERENCE, *HONEST_VERIFIERS], down=down(), hostile=hostile)
+                    source_order=HONEST_VERIFIERS, down=down())
         news = diff_events(previous, snap)
         if news or previous is None:
             last_news = time.monotonic()
         events.extend(f"{snap.elapsed_s:4.0f}s {line}" for line in news)
         previous = snap
         waiting = [name for name in proposers if name not in launcher.started]
-        if not waiting and time.monotonic() - last_check < DONE_CHECK_S:
+        if time.monotonic() - last_check < DONE_CHECK_S:
             refresh(snap)
             return False
         last_check = time.monotonic()
@@ -491,11 +480,12 @@ def _run(options: DevnetOptions, console: Console, devnet: Devnet, launcher: Lau
         interrupted = True  # still show where the network got to, then stop it
 
     final = poll(states, target=layout.target, names=names, t0=t0,
-                 source_order=[REFERENCE, *HONEST_VERIFIERS], down=down(), hostile=hostile)
-    outcome = gather_outcome(layout, final, hostile, devnet.description)
+                 source_order=HONEST_VERIFIERS, down=down())
+    outcome = gather_outcome(layout, final, hostile, devnet.description, complete=True)
     done = check_done(outcome)
     console.print(render_summary(build_summary(outcome)))
-    write_report(layout, done, final.elapsed_s, {p.name: p.pid for p in launcher.processes})
+    write_report(layout, done, final.elapsed_s, {p.name: p.pid for p in launcher.processes},
+                 hostile)
     if done.ok:
         console.print(f"[bold green]Done in {final.elapsed_s:.0f} s: every patch resolved, the "
                       "Byzantine verifier slashed, all nodes on the same final head.[/]")

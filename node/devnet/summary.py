@@ -10,6 +10,7 @@ still missing.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,11 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from protocol.constants import PPM
+from protocol.objects import REJECTING_RESULTS
 
 from .progress import ratio_text, short
 
-REJECTING = ("gate_failed", "build_failed", "scope_violation")
-"""Verdicts that reject a commit (docs/PROTOCOL.md §Rejection)."""
 REASON_WORDS = {
     "gate_failed": "failed the gate",
     "build_failed": "did not build",
@@ -179,10 +179,7 @@ def latest_verdicts(attestations: Sequence[dict], commit: str,
 
 
 def _count(results: Mapping[str, str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for result in results.values():
-        out[result] = out.get(result, 0) + 1
-    return dict(sorted(out.items()))
+    return dict(sorted(Counter(results.values()).items()))
 
 
 def build_summary(o: Outcome) -> Summary:
@@ -209,10 +206,7 @@ def build_summary(o: Outcome) -> Summary:
     rewards: dict[str, list[int]] = {}
     for reward in o.stakes.get("rewards", []):
         slot = rewards.setdefault(reward.get("account", ""), [0, 0])
-        validators = (*o.honest, o.byzantine)
-        kind = reward.get("kind") or ("verifier" if reward.get("account") in validators
-                                      else "proposer")
-        slot[0 if kind == "proposer" else 1] += int(reward.get("amount", 0))
+        slot[0 if reward.get("kind") == "proposer" else 1] += int(reward.get("amount", 0))
     accounts = []
     seen = set()
     for account in o.stakes.get("accounts", []):
@@ -248,7 +242,7 @@ def why(row: HeldRow) -> str:
     reported, else their most common verdict."""
     if not row.verdicts:
         return "waiting for verdicts"
-    rejecting = {r: n for r, n in row.verdicts.items() if r in REJECTING}
+    rejecting = {r: n for r, n in row.verdicts.items() if r in REJECTING_RESULTS}
     pool = rejecting or row.verdicts
     main = max(sorted(pool), key=pool.get)
     if main == "improved" and row.status in ("pending", "rejected"):

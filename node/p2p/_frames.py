@@ -49,8 +49,6 @@ class _EndOfStream:
 END_OF_STREAM = _EndOfStream()
 """What ``read_frame`` returns when the stream ends cleanly between frames."""
 _MAX_UVARINT_BYTES = 10
-_NO_LIMIT = 1 << 62
-"""encode_body checks the size itself, to raise FrameTooLarge with both numbers."""
 _READ_CHUNK_BYTES = 1 << 20
 
 
@@ -72,7 +70,8 @@ def encode_uvarint(value: int) -> bytes:
 def encode_body(value: Any, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> bytes:
     """The canonical MessagePack body of ``value``; FrameTooLarge over ``max_bytes``."""
     try:
-        body = encode(value, max_bytes=_NO_LIMIT, max_bin_bytes=MAX_FRAME_BIN_BYTES)
+        # The size is checked below, to raise FrameTooLarge with both numbers.
+        body = encode(value, max_bytes=None, max_bin_bytes=MAX_FRAME_BIN_BYTES)
     except EncodeError as exc:
         raise FrameError(str(exc)) from None
     if len(body) > max_bytes:
@@ -92,7 +91,7 @@ def decode_body(body: bytes) -> Any:
     if not body:
         raise FrameError("empty frame: expected exactly one value")
     try:
-        return decode(body, max_bytes=max(len(body), 1), max_bin_bytes=MAX_FRAME_BIN_BYTES)
+        return decode(body, max_bytes=None, max_bin_bytes=MAX_FRAME_BIN_BYTES)
     except DecodeError as exc:
         raise FrameError(str(exc)) from None
 

@@ -247,7 +247,7 @@ class Gossip:
         # int(time.time()) (seconds) and gossipsub drops a message whose (origin, seqno) it has
         # seen with other content as "equivocation", so a node restarted within N seconds of
         # publishing N messages would have its next ones silently dropped by every peer.
-        self.pubsub.counter = max(getattr(self.pubsub, "counter", 0), time.time_ns())
+        self.pubsub.counter = time.time_ns()
         self.pubsub.peer_queues = _PeerQueues(config.gossip_queue_capacity)
         self.subscriptions: dict[str, Subscription] = {}
         self._verdicts: dict[bytes, _Verdict] = {}

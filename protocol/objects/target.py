@@ -98,6 +98,7 @@ class Limits(_IntRecord):
         "bench_timeout_s": (1, 86_400),
         "memory_mb": (16, 1 << 20),
         "max_file_bytes": (1, MAX_BLOB_BYTES),
+        "bench_cpus": (0, 1024),
     }
 
     build_timeout_s: int = 600
@@ -105,6 +106,11 @@ class Limits(_IntRecord):
     bench_timeout_s: int = 60
     memory_mb: int = 4096
     max_file_bytes: int = 1 << 20
+    bench_cpus: int = 0
+    """CPUs the benchmark phase runs on, the same ones for both runs of every pair: 0 = all
+    the verifier's; n = its n lowest. A single-threaded benchmark wants 1: the CPUs of a shared
+    VM differ in speed (by up to 40% on the quick bench here), which unpinned lands in the pair
+    ratios as noise; a benchmark that measures all cores wants 0."""
 
 
 @dataclass(frozen=True)
